@@ -1,0 +1,1 @@
+"""coach: a live voice coach for phone agents."""

@@ -1,0 +1,125 @@
+"""Reading recordings in blocks (an I/O adapter around libsndfile via soundfile).
+
+Decoding streams: an hour-long call is read a block at a time, so memory stays bounded.
+Every failure becomes one ``AudioError`` line naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from coach.audio import SAMPLE_RATE, ChannelMap, Resampler, choose_channels
+from coach.errors import AudioError
+
+__all__ = ["MAX_RATE", "MIN_RATE", "AudioInfo", "CallFile", "StereoBlock", "open_call"]
+
+MIN_RATE = 8_000
+MAX_RATE = 192_000
+
+
+@dataclass(frozen=True, slots=True)
+class AudioInfo:
+    path: str
+    sample_rate: int
+    n_channels: int
+    frames: int
+    duration_s: float
+    format: str
+    subtype: str
+    channels: ChannelMap
+
+
+@dataclass(frozen=True, slots=True)
+class StereoBlock:
+    """One block of a call at 16 kHz: agent samples and customer samples (None for mono)."""
+
+    agent: np.ndarray
+    customer: np.ndarray | None
+
+
+class CallFile:
+    """An opened recording: ``info`` now, ``blocks()`` to stream it at 16 kHz."""
+
+    def __init__(self, path: str | os.PathLike[str], *, agent_channel: str = "left"):
+        self.path = str(path)
+        p = Path(path)
+        if not p.exists():
+            raise AudioError(f"{path}: no such file")
+        if p.is_dir():
+            raise AudioError(f"{path}: is a directory, not an audio file")
+        if p.stat().st_size == 0:
+            raise AudioError(f"{path}: the file is empty (0 bytes)")
+        try:
+            with sf.SoundFile(self.path) as f:
+                rate, nch, frames = f.samplerate, f.channels, f.frames
+                fmt, subtype = f.format, f.subtype
+        except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+            raise AudioError(f"{path}: not a readable audio file ({_reason(exc)})") from exc
+        if rate < MIN_RATE or rate > MAX_RATE:
+            raise AudioError(f"{path}: sample rate {rate} Hz is outside the supported "
+                             f"{MIN_RATE}-{MAX_RATE} Hz")
+        if frames == 0:
+            raise AudioError(f"{path}: contains no audio (0 samples)")
+        try:
+            cmap = choose_channels(nch, agent_channel)
+        except ValueError as exc:
+            raise AudioError(f"{path}: {exc}") from exc
+        self.info = AudioInfo(self.path, rate, nch, frames, frames / rate, fmt, subtype, cmap)
+        self.ended_early_at: float | None = None
+
+    def blocks(self, block_s: float = 0.5) -> Iterator[StereoBlock]:
+        """Yield 16 kHz blocks of about ``block_s`` seconds until the end of the file.
+
+        A file that is cut short (truncated download, crashed recorder) yields what could
+        be decoded and sets ``ended_early_at`` to the audio time at which decoding stopped.
+        """
+        info = self.info
+        cmap = info.channels
+        block = max(1, int(round(block_s * info.sample_rate)))
+        ra = Resampler(info.sample_rate, SAMPLE_RATE)
+        rc = Resampler(info.sample_rate, SAMPLE_RATE) if cmap.customer is not None else None
+        done = 0
+        try:
+            with sf.SoundFile(self.path) as f:
+                while True:
+                    try:
+                        x = f.read(block, dtype="float32", always_2d=True)
+                    except (sf.LibsndfileError, RuntimeError) as exc:
+                        self.ended_early_at = done / info.sample_rate
+                        _ = exc
+                        break
+                    if x.shape[0] == 0:
+                        break
+                    done += x.shape[0]
+                    x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
+                    a = ra.feed(x[:, cmap.agent])
+                    c = rc.feed(x[:, cmap.customer]) if rc is not None else None
+                    if a.size:
+                        yield StereoBlock(a, c)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioError(f"{self.path}: cannot decode ({_reason(exc)})") from exc
+        if done < info.frames and self.ended_early_at is None:
+            self.ended_early_at = done / info.sample_rate
+        a = ra.flush()
+        c = rc.flush() if rc is not None else None
+        if a.size:
+            yield StereoBlock(a, c)
+
+
+def open_call(path: str | os.PathLike[str], *, agent_channel: str = "left") -> CallFile:
+    """Open a recording for streaming; raises ``AudioError`` with a one-line reason."""
+    return CallFile(path, agent_channel=agent_channel)
+
+
+def _reason(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    # libsndfile prefixes messages with the path; keep only the reason
+    if "Error opening" in msg and ":" in msg:
+        msg = msg.rsplit(":", 1)[-1].strip()
+    return msg
