@@ -1,0 +1,1 @@
+"""Benchmarks for the coach package (run as scripts; not installed)."""
