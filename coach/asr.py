@@ -184,7 +184,12 @@ class StreamingRecognizer:
             skip = _skip_by_text(words, prefix)
         new = words[skip:]
         if result.compression_ratio > o.compression_max:
-            return []
+            # a decoder loop ("anything else? anything else? ..."): keep the text up to
+            # where it starts repeating; if no repetition is found, trust none of it
+            cut = _loop_start(new)
+            if cut is None:
+                return []
+            new = new[:cut]
         return [self._to_word(w) for w in new if w.text.strip()]
 
     def _to_word(self, w: AsrWord) -> Word:
@@ -278,6 +283,24 @@ class StreamingRecognizer:
         self._buf_len = audio.size
         self._last_pass = 0
         self._tail = []
+
+
+def _loop_start(words: list[AsrWord]) -> int | None:
+    """Index where a looping output starts repeating itself, or None.
+
+    A phrase of three or more words said twice in a row, or a one- or two-word phrase said
+    three times, is a loop ("bye bye" and "no, no" are not)."""
+    toks = [_norm(w.text) for w in words]
+    n = len(toks)
+    for i in range(n):
+        for p in range(1, (n - i) // 2 + 1):
+            reps = 3 if p <= 2 else 2
+            if i + reps * p > n:
+                continue
+            chunk = toks[i:i + p]
+            if all(toks[i + k * p:i + (k + 1) * p] == chunk for k in range(1, reps)):
+                return i + p
+    return None
 
 
 def _skip_by_text(words: list[AsrWord], prefix: str) -> int:

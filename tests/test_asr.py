@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from coach.asr import StreamingOptions, StreamingRecognizer
+from coach.events import Activity, Turn, Word
+from tests.fakes import SR, EnergyVad, ScriptedTranscriber, speechy
+
+
+def run(signal, transcriber, *, block_s=0.37, **opts):
+    rec = StreamingRecognizer("agent", transcriber, EnergyVad(),
+                              options=StreamingOptions(**opts))
+    events = []
+    b = int(block_s * SR)
+    for i in range(0, len(signal), b):
+        events += rec.feed(signal[i:i + b])
+    events += rec.flush()
+    return rec, events
+
+
+def finals(events):
+    return [e for e in events if isinstance(e, Word) and e.final]
+
+
+def test_committed_words_are_complete_ordered_and_never_flicker():
+    sig = speechy([(1.0, 5.5), (7.0, 9.4)], 11.0)
+    tx = ScriptedTranscriber(sig)
+    rec, events = run(sig, tx)
+    words = finals(events)
+    texts = [w.text for w in words]
+    assert all(not t.endswith("x") for t in texts), texts  # flickering tails never committed
+    # every 0.3 s word of both utterances committed exactly once, in order
+    assert len(texts) == len(set(texts))
+    assert len(texts) >= 20
+    starts = [w.start for w in words]
+    assert starts == sorted(starts)
+    assert all(w.end >= w.start for w in words)
+    # absolute times: the first word is near 1.0 s, words of the 2nd utterance after 7 s
+    assert 0.7 <= words[0].start <= 1.3
+    assert any(w.start >= 7.0 for w in words)
+
+
+def test_words_commit_before_utterance_end_by_agreement():
+    sig = speechy([(0.5, 8.5)], 10.0)
+    tx = ScriptedTranscriber(sig)
+    rec, events = run(sig, tx)
+    end_turn = next(e for e in events if isinstance(e, Turn))
+    idx_turn = events.index(end_turn)
+    early = [e for e in events[:idx_turn] if isinstance(e, Word) and e.final]
+    # most words were committed while the speaker was still talking
+    assert len(early) >= 10
+    partials = [e for e in events if isinstance(e, Word) and not e.final]
+    assert partials, "a partial tail is reported between passes"
+
+
+def test_passes_follow_audio_time_not_block_size():
+    sig = speechy([(0.5, 6.5)], 8.0)
+    a = ScriptedTranscriber(sig)
+    b = ScriptedTranscriber(sig)
+    _, ea = run(sig, a, block_s=0.1)
+    _, eb = run(sig, b, block_s=1.3)
+    assert [c[0] for c in a.calls] == [c[0] for c in b.calls]
+    assert [w.text for w in finals(ea)] == [w.text for w in finals(eb)]
+    assert 5 <= len(a.calls) <= 9  # ~one pass per second of speech plus the final one
+
+
+def test_silence_never_reaches_the_model():
+    sig = np.zeros(10 * SR, np.float32)
+    tx = ScriptedTranscriber(sig)
+    _, events = run(sig, tx)
+    assert tx.calls == []
+    assert events == []
+
+
+def test_quiet_noise_is_gated_by_energy():
+    rng = np.random.default_rng(0)
+    sig = (rng.standard_normal(5 * SR) * 1e-4).astype(np.float32)  # -80 dBFS hiss
+
+    class AlwaysSpeech(EnergyVad):
+        def probs(self, audio):
+            return np.ones(len(audio) // 512, np.float32)
+
+    tx = ScriptedTranscriber(sig)
+    rec = StreamingRecognizer("agent", tx, AlwaysSpeech())
+    events = rec.feed(sig) + rec.flush()
+    assert tx.calls == [] and events == []
+
+
+def test_hallucinated_pass_is_dropped():
+    sig = speechy([(1.0, 3.0)], 4.0)
+    tx = ScriptedTranscriber(sig, hallucinate=True)
+    _, events = run(sig, tx)
+    assert tx.calls, "speech was sent to the model"
+    assert finals(events) == []
+    assert any(isinstance(e, Turn) for e in events)
+
+
+def test_buffer_stays_bounded_on_a_long_monologue():
+    sig = speechy([(0.5, 60.0)], 61.0)
+    tx = ScriptedTranscriber(sig)
+    _, events = run(sig, tx, max_buffer_s=6.0)
+    longest = max(c[0] for c in tx.calls) / SR
+    assert longest <= 6.0 + 1.0
+    texts = [w.text for w in finals(events)]
+    assert len(texts) == len(set(texts)) and len(texts) >= 150
+    # the committed text before the buffer is given as a short prompt
+    assert any(c[1] for c in tx.calls)
+    assert max(len(c[1].split()) for c in tx.calls) <= 30
+
+
+def test_committed_words_are_forced_as_prefix():
+    sig = speechy([(0.5, 6.0)], 7.0)
+    tx = ScriptedTranscriber(sig)
+    run(sig, tx)
+    prefixes = [c[2] for c in tx.calls]
+    assert any(p.startswith("w") for p in prefixes)
+
+
+def test_activity_and_turn_events_bracket_speech():
+    sig = speechy([(1.0, 3.0), (5.0, 6.0)], 8.0)
+    tx = ScriptedTranscriber(sig)
+    _, events = run(sig, tx)
+    acts = [e for e in events if isinstance(e, Activity)]
+    assert [a.speaking for a in acts] == [True, False, True, False]
+    assert acts[0].t == pytest.approx(1.0, abs=0.25)
+    assert acts[1].t == pytest.approx(3.0, abs=0.1)
+    turns = [e for e in events if isinstance(e, Turn)]
+    assert len(turns) == 2 and turns[1].start == pytest.approx(5.0, abs=0.25)
+
+
+def test_finals_only_makes_one_pass_per_utterance():
+    sig = speechy([(1.0, 4.0), (6.0, 9.0)], 10.0)
+    tx = ScriptedTranscriber(sig)
+    _, events = run(sig, tx, finals_only=True)
+    assert len(tx.calls) == 2
+    assert not [e for e in events if isinstance(e, Word) and not e.final]
+    assert len(finals(events)) >= 15
+
+
+def _words(text):
+    from coach.asr_types import AsrWord
+
+    return [AsrWord(" " + t, i * 0.3, i * 0.3 + 0.3) for i, t in enumerate(text.split())]
+
+
+def test_loop_is_cut_where_it_starts_repeating():
+    from coach.asr import _loop_start
+
+    looped = _words("Anything else I can assist with? Anything else I can assist with? Anything")
+    assert _loop_start(looped) == 6
+    assert _loop_start(_words("thank you thank you thank you thank")) == 2
+    assert _loop_start(_words("okay bye bye")) is None
+    assert _loop_start(_words("no, no, that is fine")) is None
+    assert _loop_start(_words("the order the order was late")) is None
+
+
+def test_looping_pass_keeps_its_first_instance():
+    from coach.asr_types import AsrResult
+
+    sig = speechy([(1.0, 3.0)], 4.0)
+
+    class Looper:
+        def transcribe(self, audio, *, prompt="", prefix=""):
+            if prefix:  # like the real decoder, a forced prefix comes back first
+                return AsrResult(tuple(_words(prefix)))
+            ws = _words("Anything else I can assist with? " * 6)
+            return AsrResult(tuple(ws), compression_ratio=4.0)
+
+    _, events = run(sig, Looper())
+    texts = [w.text for w in finals(events)]
+    assert texts == ["Anything", "else", "I", "can", "assist", "with?"]
