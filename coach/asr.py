@@ -190,6 +190,7 @@ class StreamingRecognizer:
             if cut is None:
                 return []
             new = new[:cut]
+        new = _drop_replay(self._committed, new)
         return [self._to_word(w) for w in new if w.text.strip()]
 
     def _to_word(self, w: AsrWord) -> Word:
@@ -283,6 +284,30 @@ class StreamingRecognizer:
         self._buf_len = audio.size
         self._last_pass = 0
         self._tail = []
+
+
+def _drop_replay(committed: list[Word], new: list[AsrWord]) -> list[AsrWord]:
+    """``new`` without the words in which the decoder merely replays the buffer.
+
+    Past a forced prefix, or on a short window, the decoder sometimes starts the buffer's
+    text over again ("Okay, what date exactly? Okay, what") or echoes its last words; the
+    replay is aligned as zero-length words piled at the end of the audio. A stretch at
+    the end of the buffer's text that repeats the text's beginning (two words or more) is
+    cut; new words that open by repeating the last committed ones lose that echo.
+    """
+    old = [_norm(w.text) for w in committed]
+    cand = [_norm(w.text) for w in new]
+    full = old + cand
+    for j in range(1, len(full) - 1):  # replay from the start of the buffer
+        tail = full[j:]
+        if len(tail) >= 2 and tail == full[: len(tail)]:
+            new = new[: max(0, j - len(old))]
+            cand = cand[: len(new)]
+            break
+    for k in range(min(len(old), len(cand)), 1, -1):  # echo of the last k committed words
+        if old[-k:] == cand[:k]:
+            return new[k:]
+    return new
 
 
 def _loop_start(words: list[AsrWord]) -> int | None:

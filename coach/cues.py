@@ -370,6 +370,9 @@ class CueEngine:
         self._dead_air_done: set[float] = set()
         # voice
         self._pace_run = 0
+        self._agent_run_start: float | None = None  # start of the agent's current stretch
+        self._agent_quiet = 0  # consecutive readings without agent speech
+        self._pace_words: deque[tuple[float, float]] = deque(maxlen=400)
         self._tense_run = 0
         self._loud_run = 0
         self._rise_run = 0
@@ -490,6 +493,8 @@ class CueEngine:
         out: list[Cue] = []
         speaker = w.speaker
         self._timeline[speaker].word(w.start, w.end)
+        if speaker == AGENT:
+            self._pace_words.append((w.start, w.end))
         prev = self._last_word[speaker]
         # Speech clock: word time plus short gaps, as in coach.rate.
         gap = 0.0 if prev is None else w.start - prev.end
@@ -738,6 +743,8 @@ class CueEngine:
     # -- prosody --------------------------------------------------------------------------
 
     def _prosody(self, p: Prosody) -> list[Cue]:
+        if p.speaker == AGENT:
+            self._track_agent_stretch(p)
         if not _speaking(p):
             return []
         calib = self._calib[p.speaker]
@@ -763,18 +770,44 @@ class CueEngine:
         out += self._flat(p)
         return out
 
+    def _track_agent_stretch(self, p: Prosody) -> None:
+        """A stretch of agent talk: speech whose pauses are shorter than ``stretch_gap_s``."""
+        gap = self.pb.cue("pace-fast").windows.get("stretch_gap_s", 2.0)
+        if _speaking(p):
+            if self._agent_run_start is None or self._agent_quiet >= gap:
+                self._agent_run_start = p.t - 1.0
+            self._agent_quiet = 0
+        else:
+            self._agent_quiet += 1
+
     def _pace(self, p: Prosody, base: Baseline) -> list[Cue]:
         if p.wpm is None:
             return []
         spec = self.pb.cue("pace-fast")
         th = spec.thresholds
+        # Quick short replies ("okay, anything else?") are naturally fast; rushing is a
+        # matter of a longer stretch of talk (measured on real calls: short-turn agents
+        # were flagged all call long otherwise).
+        run = p.t - self._agent_run_start if self._agent_run_start is not None else 0.0
+        if run < spec.windows.get("min_stretch_s", 6.0):
+            self._pace_run = 0
+            return []
+        # The rate that counts is the one within this stretch (last ~15 s of it): the
+        # speaker's overall rate (p.wpm, for the gauge) mixes in earlier quick replies.
+        lo = max(self._agent_run_start, p.t - spec.windows.get("speech_s", 15.0)) - 0.5
+        ws = [(a, b) for a, b in self._pace_words if a >= lo and b <= p.t + 0.5]
+        span = ws[-1][1] - ws[0][0] if ws else 0.0
+        if len(ws) < th.get("min_words", 12) or span < spec.windows.get("min_stretch_s", 6.0):
+            self._pace_run = 0
+            return []
+        wpm = len(ws) * 60.0 / span
         limit = th.get("wpm", 175.0)
         if base.wpm is not None:
             limit = min(limit, base.wpm * th.get("baseline_ratio", 1.2))
         apology_s = spec.windows.get("apology_s", 10.0)
         if any(p.t - apology_s <= a.end <= p.t + 0.5 for a in self._apologies[-5:]):
             limit = min(limit, th.get("apology_wpm", limit))
-        if p.wpm <= limit:
+        if wpm <= limit:
             self._pace_run = 0
             return []
         self._pace_run += 1
@@ -783,7 +816,8 @@ class CueEngine:
         return self._emit(
             "pace-fast",
             p.t,
-            {"wpm": round(p.wpm, 1), "threshold_wpm": round(limit, 1), "baseline_wpm": _r(base.wpm)},
+            {"wpm": round(wpm, 1), "word_count": len(ws), "over_s": round(span, 1),
+             "threshold_wpm": round(limit, 1), "baseline_wpm": _r(base.wpm)},
         )
 
     def _tense(self, p: Prosody, base: Baseline) -> list[Cue]:

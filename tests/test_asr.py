@@ -170,3 +170,26 @@ def test_looping_pass_keeps_its_first_instance():
     _, events = run(sig, Looper())
     texts = [w.text for w in finals(events)]
     assert texts == ["Anything", "else", "I", "can", "assist", "with?"]
+
+
+def test_restarted_or_echoed_text_after_the_prefix_is_dropped():
+    from coach.asr import _drop_replay
+
+    def texts(ws):
+        return " ".join(w.text.strip() for w in ws)
+
+    committed = [Word("agent", t, i, i + 0.3, True)
+                 for i, t in enumerate("Okay, there will be two at seven".split())]
+    # the decoder starts the buffer over after finishing the sentence
+    replay = _words("on Sunday, is it correct? Okay, there will be two at")
+    assert texts(_drop_replay(committed, replay)) == "on Sunday, is it correct?"
+    # or replays it from the very first new word
+    assert texts(_drop_replay(committed, _words("Okay, there will be"))) == ""
+    # with nothing committed, a pass that says its text twice keeps it once
+    assert texts(_drop_replay([], _words("Okay, what date exactly? Okay, what"))) == \
+        "Okay, what date exactly?"
+    # an echo of the last committed words is dropped, what follows is kept
+    assert texts(_drop_replay(committed, _words("at seven on Sunday"))) == "on Sunday"
+    assert texts(_drop_replay(committed, _words("on Sunday"))) == "on Sunday"
+    assert texts(_drop_replay(committed[:1], _words("Okay, anything else?"))) == \
+        "Okay, anything else?"
