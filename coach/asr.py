@@ -191,6 +191,7 @@ class StreamingRecognizer:
                 return []
             new = new[:cut]
         new = _drop_replay(self._committed, new)
+        new = new[:_repeat_cut(self._committed, new)]
         return [self._to_word(w) for w in new if w.text.strip()]
 
     def _to_word(self, w: AsrWord) -> Word:
@@ -308,6 +309,20 @@ def _drop_replay(committed: list[Word], new: list[AsrWord]) -> list[AsrWord]:
         if old[-k:] == cand[:k]:
             return new[k:]
     return new
+
+
+def _repeat_cut(committed: list[Word], new: list[AsrWord], *, min_words: int = 4) -> int:
+    """How many of ``new`` to keep so that no phrase of ``min_words`` or more words is said
+    twice in a row across the buffer's text (a decoder stutter, even without a full loop:
+    "...walk you through it. So if you want ... walk you through it.")."""
+    old = [_norm(w.text) for w in committed]
+    full = old + [_norm(w.text) for w in new]
+    n = len(full)
+    for end in range(len(old) + 1, n + 1):  # the earliest point a repeat completes
+        for p in range(min_words, end // 2 + 1):
+            if full[end - 2 * p:end - p] == full[end - p:end]:
+                return max(0, end - p - len(old))
+    return len(new)
 
 
 def _loop_start(words: list[AsrWord]) -> int | None:

@@ -193,3 +193,16 @@ def test_restarted_or_echoed_text_after_the_prefix_is_dropped():
     assert texts(_drop_replay(committed, _words("on Sunday"))) == "on Sunday"
     assert texts(_drop_replay(committed[:1], _words("Okay, anything else?"))) == \
         "Okay, anything else?"
+
+
+def test_a_phrase_said_twice_in_a_row_is_kept_once():
+    from coach.asr import _repeat_cut
+
+    committed = [Word("agent", t, i, i + 0.3, True)
+                 for i, t in enumerate("I can walk you through it.".split())]
+    new = _words("So if you want I can walk you through it. So if you want I can walk you")
+    # the period is "I can walk you through it. So if you want": said once, then again
+    assert _repeat_cut(committed, new) == 4
+    assert _repeat_cut([], _words("Go ahead and hold both buttons. Go ahead and hold both buttons.")) == 6
+    assert _repeat_cut(committed, _words("Thank you, thank you.")) == 4  # short: real speech
+    assert _repeat_cut([], _words("the order the order was late")) == 6

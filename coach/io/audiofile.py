@@ -72,6 +72,13 @@ class CallFile:
             raise AudioError(f"{path}: {exc}") from exc
         self.info = AudioInfo(self.path, rate, nch, frames, frames / rate, fmt, subtype, cmap)
         self.ended_early_at: float | None = None
+        declared = _declared_wav_bytes(p) if fmt == "WAV" else None
+        block_align = nch * _BYTES.get(subtype, 0)
+        if declared and block_align and declared // block_align > frames:
+            # libsndfile quietly shortens a cut-off WAV to the data that is there
+            self._truncated_at: float | None = frames / rate
+        else:
+            self._truncated_at = None
 
     def blocks(self, block_s: float = 0.5) -> Iterator[StereoBlock]:
         """Yield 16 kHz blocks of about ``block_s`` seconds until the end of the file.
@@ -106,6 +113,8 @@ class CallFile:
             raise AudioError(f"{self.path}: cannot decode ({_reason(exc)})") from exc
         if done < info.frames and self.ended_early_at is None:
             self.ended_early_at = done / info.sample_rate
+        if self.ended_early_at is None and self._truncated_at is not None:
+            self.ended_early_at = self._truncated_at
         a = ra.flush()
         c = rc.flush() if rc is not None else None
         if a.size:
@@ -115,6 +124,29 @@ class CallFile:
 def open_call(path: str | os.PathLike[str], *, agent_channel: str = "left") -> CallFile:
     """Open a recording for streaming; raises ``AudioError`` with a one-line reason."""
     return CallFile(path, agent_channel=agent_channel)
+
+
+_BYTES = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4,
+          "DOUBLE": 8, "ULAW": 1, "ALAW": 1}
+
+
+def _declared_wav_bytes(path: Path) -> int | None:
+    """The size the WAV header gives its data chunk (None if it cannot be found)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    if head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+        return None
+    order = "little" if head[:4] == b"RIFF" else "big"
+    i = 12
+    while i + 8 <= len(head):
+        cid, size = head[i:i + 4], int.from_bytes(head[i + 4:i + 8], order)
+        if cid == b"data":
+            return size if size not in (0, 0xFFFFFFFF) else None
+        i += 8 + size + (size & 1)
+    return None
 
 
 def _reason(exc: BaseException) -> str:

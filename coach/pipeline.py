@@ -1,0 +1,110 @@
+"""The one pipeline that live coaching, ``coach analyze`` and QA all run (pure).
+
+Blocks of 16 kHz audio per speaker in, events out, in audio time. The model and the
+voice detectors are handed in, so this module never touches a sound card, a file, a
+socket, a thread or the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from coach.asr import StreamingOptions, StreamingRecognizer
+from coach.asr_types import Transcriber, VoiceDetector
+from coach.audio import SAMPLE_RATE
+from coach.cues import CueEngine
+from coach.events import AGENT, CUSTOMER, CallEvent, Event, Speaker, Word
+from coach.playbook import Playbook
+from coach.prosody import ProsodyOptions, ProsodyTracker
+
+__all__ = ["Pipeline", "PipelineOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineOptions:
+    streaming: StreamingOptions = field(default_factory=StreamingOptions)
+    prosody: ProsodyOptions = field(default_factory=ProsodyOptions)
+
+
+class _Channel:
+    def __init__(self, speaker: Speaker, transcriber: Transcriber, vad: VoiceDetector,
+                 options: PipelineOptions):
+        self.recognizer = StreamingRecognizer(speaker, transcriber, vad,
+                                              options=options.streaming)
+        self.prosody = ProsodyTracker(speaker, options=options.prosody)
+
+
+class Pipeline:
+    """``start()``, then ``feed(agent, customer)`` per block, then ``finish()``."""
+
+    def __init__(self, transcriber: Transcriber, make_vad: Callable[[], VoiceDetector],
+                 playbook: Playbook, *, customer_channel: bool = True,
+                 options: PipelineOptions | None = None):
+        self.options = options or PipelineOptions()
+        self.channels: dict[Speaker, _Channel] = {
+            AGENT: _Channel(AGENT, transcriber, make_vad(), self.options)}
+        if customer_channel:
+            self.channels[CUSTOMER] = _Channel(CUSTOMER, transcriber, make_vad(),
+                                               self.options)
+        self.cues = CueEngine(playbook, customer_channel=customer_channel)
+        self._samples = 0
+        self.finished = False
+
+    @property
+    def now(self) -> float:
+        """Audio time fed so far, in seconds."""
+        return self._samples / SAMPLE_RATE
+
+    def start(self, **info) -> list[Event]:
+        info.setdefault("channels", list(self.channels))
+        return [CallEvent("start", 0.0, info)]
+
+    def feed(self, agent: np.ndarray, customer: np.ndarray | None = None) -> list[Event]:
+        """One block per speaker (same length); the agent's channel is served first."""
+        out: list[Event] = []
+        blocks: dict[Speaker, np.ndarray | None] = {AGENT: agent, CUSTOMER: customer}
+        for speaker, ch in self.channels.items():
+            block = blocks[speaker]
+            if block is None:
+                block = np.zeros_like(agent)
+            out += self._route(ch, ch.recognizer.feed(block))
+            out += self._route(ch, ch.prosody.feed(block, speaking=ch.recognizer.speaking))
+        self._samples += len(agent)
+        out += self.cues.advance(self.now)
+        return out
+
+    def finish(self, **info) -> list[Event]:
+        """End of the call: finalise open utterances, end-of-call cues, the ``call`` end."""
+        out: list[Event] = []
+        for ch in self.channels.values():
+            out += self._route(ch, ch.recognizer.flush())
+        out += self.cues.advance(self.now)
+        out += self.cues.flush(self.now)
+        info.setdefault("duration", round(self.now, 3))
+        out.append(CallEvent("end", self.now, info))
+        self.finished = True
+        return out
+
+    def _route(self, ch: _Channel, events: list) -> list[Event]:
+        out: list[Event] = []
+        for e in events:
+            out.append(e)
+            if isinstance(e, Word) and e.final:
+                ch.prosody.add_word(e)
+            out += self.cues.feed(e)
+        return out
+
+    def degrade(self, *, step_s: float | None = None, customer_finals_only: bool | None = None
+                ) -> None:
+        """Shed load when the machine falls behind (used by the live service)."""
+        for speaker, ch in self.channels.items():
+            changes: dict = {}
+            if step_s is not None:
+                changes["step_s"] = step_s
+            if customer_finals_only is not None and speaker == CUSTOMER:
+                changes["finals_only"] = customer_finals_only
+            if changes:
+                ch.recognizer.set_options(**changes)
