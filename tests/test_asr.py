@@ -106,7 +106,7 @@ def test_buffer_stays_bounded_on_a_long_monologue():
     assert len(texts) == len(set(texts)) and len(texts) >= 150
     # the committed text before the buffer is given as a short prompt
     assert any(c[1] for c in tx.calls)
-    assert max(len(c[1].split()) for c in tx.calls) <= 30
+    assert max(len(c[1].split()) for c in tx.calls) <= StreamingOptions().prompt_words
 
 
 def test_committed_words_are_forced_as_prefix():
@@ -206,3 +206,20 @@ def test_a_phrase_said_twice_in_a_row_is_kept_once():
     assert _repeat_cut([], _words("Go ahead and hold both buttons. Go ahead and hold both buttons.")) == 6
     assert _repeat_cut(committed, _words("Thank you, thank you.")) == 4  # short: real speech
     assert _repeat_cut([], _words("the order the order was late")) == 6
+
+
+def test_unsure_words_wait_for_the_final_pass():
+    sig = speechy([(0.5, 6.5)], 8.0)
+
+    class Unsure(ScriptedTranscriber):
+        def transcribe(self, audio, *, prompt="", prefix=""):
+            from coach.asr_types import AsrResult, AsrWord
+
+            r = super().transcribe(audio, prompt=prompt, prefix=prefix)
+            return AsrResult(tuple(AsrWord(w.text, w.start, w.end, 0.2) for w in r.words))
+
+    _, events = run(sig, Unsure(sig, flicker=False))
+    first_final = next(i for i, e in enumerate(events) if isinstance(e, Word) and e.final)
+    last_partial = max(i for i, e in enumerate(events) if isinstance(e, Word) and not e.final)
+    assert first_final > last_partial  # nothing committed by agreement
+    assert len(finals(events)) >= 15  # all committed by the utterance's final pass

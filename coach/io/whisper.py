@@ -109,7 +109,7 @@ class WhisperTranscriber:
     """One loaded Whisper model; ``transcribe`` runs one pass on a short buffer."""
 
     def __init__(self, model: str | os.PathLike[str] = DEFAULT_MODEL, *, cpu_threads: int = 2,
-                 compute_type: str = "int8", beam_size: int = 1, pad_s: float = 1.0,
+                 compute_type: str = "int8", beam_size: int = 5, pad_s: float = 1.0,
                  min_window_s: float = 10.0):
         try:
             from faster_whisper import WhisperModel
