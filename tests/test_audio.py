@@ -145,3 +145,33 @@ def test_truncated_file_yields_what_was_there(tmp_path, ext):
     got = sum(b.agent.size for b in call.blocks()) / 16000
     assert 3.0 < got < 7.0
     assert call.ended_early_at is not None and 3.0 < call.ended_early_at < 7.0
+
+
+def test_flac_of_a_killed_recorder_is_readable(tmp_path):
+    """A live recording cut off by SIGKILL has no length in its header."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    p = tmp_path / "cut.flac"
+    code = (
+        "import soundfile as sf, numpy as np, time, sys\n"
+        f"f = sf.SoundFile({str(p)!r}, 'w', 16000, 2, format='FLAC', subtype='PCM_16')\n"
+        "t = np.arange(16000) / 16000\n"
+        "x = np.stack([0.3*np.sin(2*np.pi*300*t), 0.3*np.sin(2*np.pi*500*t)], 1)\n"
+        "for i in range(5):\n"
+        "    f.write(x); f.flush()\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    call = open_call(p)
+    assert 4.5 <= call.info.duration_s <= 5.0
+    blocks = list(call.blocks(0.5))
+    agent = np.concatenate([b.agent for b in blocks])
+    assert 4.5 * 16000 <= agent.size <= 5 * 16000
+    assert abs(np.argmax(np.abs(np.fft.rfft(agent[:16000]))) - 300) < 5

@@ -64,6 +64,11 @@ class CallFile:
         if rate < MIN_RATE or rate > MAX_RATE:
             raise AudioError(f"{path}: sample rate {rate} Hz is outside the supported "
                              f"{MIN_RATE}-{MAX_RATE} Hz")
+        # A FLAC whose writer was killed (a live recording cut off) has no length in its
+        # header and libsndfile cannot read it to the end; ffmpeg (PyAV) can.
+        self._via_av = frames >= _UNKNOWN_FRAMES
+        if self._via_av:
+            frames = _av_frames(p)
         if frames == 0:
             raise AudioError(f"{path}: contains no audio (0 samples)")
         try:
@@ -92,6 +97,18 @@ class CallFile:
         ra = Resampler(info.sample_rate, SAMPLE_RATE)
         rc = Resampler(info.sample_rate, SAMPLE_RATE) if cmap.customer is not None else None
         done = 0
+        if self._via_av:
+            for x in _av_blocks(Path(self.path), block):
+                done += x.shape[0]
+                a = ra.feed(x[:, cmap.agent])
+                c = rc.feed(x[:, cmap.customer]) if rc is not None else None
+                if a.size:
+                    yield StereoBlock(a, c)
+            a = ra.flush()
+            c = rc.flush() if rc is not None else None
+            if a.size:
+                yield StereoBlock(a, c)
+            return
         try:
             with sf.SoundFile(self.path) as f:
                 while True:
@@ -124,6 +141,41 @@ class CallFile:
 def open_call(path: str | os.PathLike[str], *, agent_channel: str = "left") -> CallFile:
     """Open a recording for streaming; raises ``AudioError`` with a one-line reason."""
     return CallFile(path, agent_channel=agent_channel)
+
+
+_UNKNOWN_FRAMES = 1 << 40
+
+
+def _av_frames(path: Path) -> int:
+    """Frames of a file whose header does not say, by decoding it (PyAV)."""
+    return sum(x.shape[0] for x in _av_blocks(path, 1 << 16))
+
+
+def _av_blocks(path: Path, block: int) -> Iterator[np.ndarray]:
+    """Decode with PyAV (ffmpeg) into float32 (frames, channels) blocks of ``block`` frames."""
+    try:
+        import av
+    except ImportError as exc:  # pragma: no cover - faster-whisper depends on av
+        raise AudioError(f"{path}: needs PyAV to decode (pip install av)") from exc
+    pending: list[np.ndarray] = []
+    have = 0
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="flt", layout=stream.layout.name)
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    x = out.to_ndarray().reshape(-1, stream.channels)
+                    pending.append(x)
+                    have += x.shape[0]
+                    while have >= block:
+                        buf = np.concatenate(pending)
+                        yield buf[:block]
+                        pending, have = [buf[block:]], buf.shape[0] - block
+    except av.error.FFmpegError:
+        pass  # a cut-off recording ends where the data ends
+    if have:
+        yield np.concatenate(pending)
 
 
 _BYTES = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4,
