@@ -14,12 +14,19 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $@
 
-# Debian tools the tests use: espeak-ng renders call scripts to audio.
+# Debian packages the tests use: espeak-ng renders call scripts to audio; xvfb, xdotool
+# and imagemagick show and drive the overlay on a virtual screen; pulseaudio gives a real
+# virtual sound device; libportaudio2 is what sounddevice talks to; chromium renders the
+# browser overlay.
+DEBS ?= espeak-ng xvfb xdotool imagemagick pulseaudio pulseaudio-utils libportaudio2 chromium
 sysdeps:
-	@command -v espeak-ng >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; \
-	  else echo "note: espeak-ng missing (sudo apt-get install espeak-ng); TTS tests will skip"; fi; }
+	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "installing Debian packages: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $$missing >/dev/null; \
+	  else echo "note: missing Debian packages ($$missing): sudo apt-get install $$missing;" \
+	    "the tests that need them will skip"; fi; fi
 
 demo: setup
 	$(BIN)/coach analyze $(CALL)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from coach.errors import CoachError
 
@@ -63,6 +65,120 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_dir() -> Path:
+    import os
+
+    base = os.environ.get("COACH_DATA") or os.path.join(
+        os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "coach")
+    return Path(base)
+
+
+def _live(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    from coach.asr import StreamingOptions
+    from coach.io.capture import DeviceSource, FileSource
+    from coach.io.hub import Hub
+    from coach.io.server import ServerThread, check_bind, create_app
+    from coach.io.vad import SileroVad
+    from coach.io.whisper import WhisperTranscriber
+    from coach.live import LiveSession
+    from coach.pipeline import PipelineOptions
+    from coach.playbook import load_playbook
+
+    check_bind(args.host, args.token)
+    playbook = load_playbook(args.playbook)
+    if args.source:
+        source = FileSource(args.source, agent_channel=args.agent_channel, realtime=True,
+                            audible=args.audible, speed=args.speed)
+    else:
+        source = DeviceSource(mic=args.mic, line=args.line, device=args.device,
+                              agent_channel=args.agent_channel)
+    transcriber = WhisperTranscriber(args.model, cpu_threads=args.threads)
+    vad = SileroVad()
+    holder: dict = {}
+    hub = Hub(on_feedback=lambda m: holder["session"].feedback(m) if "session" in holder
+              else None)
+    server = ServerThread(create_app(hub, token=args.token), args.host, args.port)
+    server.start()
+    url = f"ws://{args.host}:{args.port}/ws"
+    print(f"coach: live on {url} (browser overlay: http://{args.host}:{args.port}/overlay)",
+          file=sys.stderr)
+    printer = _TerminalPrinter(sys.stdout)
+    overlay = None
+    if not args.no_overlay:
+        if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+            cmd = [sys.executable, "-m", "coach.io.overlay", "--url", url]
+            if args.token:
+                cmd += ["--token", args.token]
+            overlay = subprocess.Popen(cmd)
+        else:
+            print("coach: no display for the overlay; cues are printed here", file=sys.stderr)
+    record_dir = None if args.no_record else Path(args.record_dir or _data_dir() / "live")
+    session = LiveSession(
+        source, transcriber=transcriber, make_vad=vad.shared, playbook=playbook,
+        publish=hub.publish_threadsafe, record_dir=record_dir,
+        meta={"agent": args.agent, "model": transcriber.name,
+              "pace_band": [120, playbook.cue("pace-fast").thresholds.get("wpm", 175)]},
+        pipeline_options=PipelineOptions(streaming=StreamingOptions(step_s=args.step)),
+        on_event=printer)
+    holder["session"] = session
+    try:
+        session.run()
+    except KeyboardInterrupt:
+        session.stop()
+        print("coach: stopped; the call so far is kept", file=sys.stderr)
+    finally:
+        time.sleep(0.3)  # let clients receive the call end
+        server.stop()
+        if overlay is not None:
+            overlay.terminate()
+    if session.recorder is not None:
+        print(f"coach: recorded to {session.recorder.dir}", file=sys.stderr)
+    return 0
+
+
+class _TerminalPrinter:
+    """Committed words as lines per turn, and cues as they fire, in call time."""
+
+    def __init__(self, out):
+        self.out = out
+        self.words: dict[str, list] = {"agent": [], "customer": []}
+
+    def __call__(self, e) -> None:
+        from coach.events import Cue, Turn, Word
+
+        if isinstance(e, Word) and e.final:
+            self.words[e.speaker].append(e)
+        elif isinstance(e, Turn) and self.words[e.speaker]:
+            ws = self.words[e.speaker]
+            self.words[e.speaker] = []
+            m, s = divmod(ws[0].start, 60)
+            self.out.write(f"[{int(m):02d}:{s:04.1f}] {e.speaker.upper():<8} "
+                           + " ".join(w.text for w in ws) + "\n")
+            self.out.flush()
+        elif isinstance(e, Cue):
+            m, s = divmod(e.t, 60)
+            mark = {"warn": "!!", "nudge": "! ", "info": "+ "}.get(e.severity, "  ")
+            self.out.write(f"           {mark} {e.title} - {e.advice}  ({e.id} at "
+                           f"{int(m):02d}:{s:04.1f})\n")
+            self.out.flush()
+
+
+def _devices(args: argparse.Namespace) -> int:
+    from coach.io.capture import format_devices, list_devices
+
+    print(format_devices(list_devices()))
+    return 0
+
+
+def _overlay(args: argparse.Namespace) -> int:
+    from coach.io.overlay import run_overlay
+
+    return run_overlay(args.url, token=args.token)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coach", description="A live voice coach for phone agents.")
     p.add_argument("--version", action="version", version="coach 0.1.0")
@@ -89,6 +205,43 @@ def _build_parser() -> argparse.ArgumentParser:
     a.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                    help="progress bar on stderr (auto: when stderr is a terminal)")
     a.set_defaults(func=_analyze)
+
+    lv = sub.add_parser("live", help="coach a call live: capture, service, overlay",
+                        description="Capture the headset (or play a recording in real time), "
+                                    "coach it live, serve events on a websocket and show "
+                                    "the overlay.")
+    src = lv.add_argument_group("audio source")
+    src.add_argument("--source", help="play this recording through the live path in real "
+                                      "time instead of capturing devices")
+    src.add_argument("--audible", action="store_true", help="with --source: also play it out loud")
+    src.add_argument("--speed", type=float, default=1.0, help=argparse.SUPPRESS)
+    src.add_argument("--mic", help="the agent's microphone (id or name, see `coach devices`)")
+    src.add_argument("--line", help="the customer's side: the softphone's output through a "
+                                    "loopback or monitor input")
+    src.add_argument("--device", help="one stereo input device carrying both sides")
+    lv.add_argument("--agent-channel", default="left",
+                    help="stereo source: which channel is the agent (left, right, N)")
+    lv.add_argument("--host", default="127.0.0.1")
+    lv.add_argument("--port", type=int, default=8765)
+    lv.add_argument("--token", help="access token (required to listen beyond localhost)")
+    lv.add_argument("--no-overlay", action="store_true", help="do not open the desktop overlay")
+    lv.add_argument("--agent", default=None, help="agent name stored with the call")
+    lv.add_argument("--record-dir", help="where calls are recorded (default: $COACH_DATA/live "
+                                         "or ~/.local/share/coach/live)")
+    lv.add_argument("--no-record", action="store_true", help="do not record the call")
+    lv.add_argument("--playbook", default=None)
+    lv.add_argument("--model", default="tiny.en")
+    lv.add_argument("--threads", type=int, default=2)
+    lv.add_argument("--step", type=float, default=1.0, help=argparse.SUPPRESS)
+    lv.set_defaults(func=_live)
+
+    dv = sub.add_parser("devices", help="list audio devices for --mic / --line / --device")
+    dv.set_defaults(func=_devices)
+
+    ov = sub.add_parser("overlay", help="the desktop overlay, connected to a running service")
+    ov.add_argument("--url", default="ws://127.0.0.1:8765/ws")
+    ov.add_argument("--token", default=None)
+    ov.set_defaults(func=_overlay)
     return p
 
 
