@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CALL   ?= audio_samples/02_every_apology_wrong.flac
 
-.PHONY: setup sysdeps demo test lint bench bench-quick samples clean
+.PHONY: setup sysdeps demo analyze-demo test lint bench samples clean
 
 setup: $(VENV)/.installed
 
@@ -28,7 +28,12 @@ sysdeps:
 	  else echo "note: missing Debian packages ($$missing): sudo apt-get install $$missing;" \
 	    "the tests that need them will skip"; fi; fi
 
+# Live coaching of a sample call, played in real time as if from the headset: the
+# overlay opens when there is a display (else cues print in the terminal).
 demo: setup
+	$(BIN)/coach live --source $(CALL)
+
+analyze-demo: setup
 	$(BIN)/coach analyze $(CALL)
 
 lint: setup
@@ -42,6 +47,7 @@ bench: setup
 	$(BIN)/python bench/asr_bench.py --json bench/out/asr.json
 	$(BIN)/python bench/pitch_bench.py --json bench/out/pitch.json
 	$(BIN)/python bench/cue_bench.py --json bench/out/cues.json
+	$(BIN)/python bench/live_bench.py --json bench/out/live.json
 
 samples: setup sysdeps
 	$(BIN)/python audio_samples/make_calls.py

@@ -333,3 +333,34 @@ def test_token_goes_in_the_query():
     assert _with_token("ws://h:1/ws", None) == "ws://h:1/ws"
     assert _with_token("ws://h:1/ws", "a b") == "ws://h:1/ws?token=a+b"
     assert _with_token("ws://h:1/ws?x=1&token=old", "new") == "ws://h:1/ws?x=1&token=new"
+
+
+@pytest.mark.slow
+def test_overlay_on_a_live_demo_call(xvfb: dict[str, str], tmp_path: Path):
+    """`coach live --source` a demo call with the real service; the overlay shows its cues."""
+    root = Path(__file__).resolve().parents[1]
+    port = _free_port()
+    live = subprocess.Popen(
+        [sys.executable, "-m", "coach.cli", "live", "--source",
+         str(root / "audio_samples" / "02_every_apology_wrong.flac"), "--no-overlay",
+         "--no-record", "--port", str(port)],
+        env=xvfb, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=root)
+    log = tmp_path / "state.jsonl"
+    overlay = subprocess.Popen(
+        [sys.executable, "-m", "coach.io.overlay", "--url", f"ws://127.0.0.1:{port}/ws",
+         "--state-log", str(log)],
+        env=xvfb, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=root)
+    try:
+        states = StateLog(log, overlay)
+        shown = states.wait_for(lambda s: s.get("severity") == "warn", "a warn cue from the call",
+                                timeout=60)
+        assert shown["shown"] == 'Avoid the "but"'
+        shot = root / "tests" / "artifacts" / "overlay-live.png"
+        shot.parent.mkdir(exist_ok=True)
+        _run("import", "-window", "root", "-crop", "400x170+0+0", str(shot), env=xvfb)
+        assert shot.stat().st_size > 1000
+    finally:
+        overlay.terminate()
+        live.terminate()
+        overlay.wait(timeout=10)
+        live.wait(timeout=10)
