@@ -94,6 +94,7 @@ def main() -> int:
     rows, figures = [], {"calls": []}
     pooled = {k: [0, 0] for k in ("stream", "finals-only", "offline")}
     pooled_wozz = {k: [0, 0] for k in ("stream", "finals-only", "offline")}
+    neg = {"faults": [], "agent_min": 0.0}
     speed = {"stream": [0.0, 0.0], "finals-only": [0.0, 0.0], "offline": [0.0, 0.0]}
     for path, ch, ref in calls:
         rec = {"call": path.name}
@@ -108,6 +109,10 @@ def main() -> int:
             rec[f"{mode}_x_realtime"] = res.duration_s / dt
             hyp[mode] = {sp: " ".join(w.text for w in res.summary.words if w.speaker == sp)
                          for sp in ("agent", "customer")}
+            if mode == "stream" and path in SPOKENWOZ:
+                faults = [c.id for c in res.summary.cues if c.severity in ("nudge", "warn")]
+                neg["faults"] += faults
+                neg["agent_min"] += res.summary.talk_s["agent"] / 60
         audio = channel_audio(path, ch)
         t0 = time.perf_counter()
         hyp["offline"] = {}
@@ -156,6 +161,14 @@ def main() -> int:
                 [["streaming (live policy)", xrt["stream"], mem["stream"]],
                  ["finals-only", xrt["finals-only"], mem["finals-only"]],
                  ["offline faster-whisper (reference)", xrt["offline"], ""]]))
+    per_min = len(neg["faults"]) / neg["agent_min"] if neg["agent_min"] else 0.0
+    print()
+    print(f"Negative (nudge/warn) cues on the SpokenWOZ calls: {len(neg['faults'])} in "
+          f"{neg['agent_min']:.1f} agent-minutes = {per_min:.2f} per agent-minute "
+          f"{sorted(neg['faults'])}")
+    figures["spokenwoz_negative_cues"] = {"count": len(neg["faults"]), "ids": neg["faults"],
+                                          "agent_minutes": neg["agent_min"],
+                                          "per_agent_minute": per_min}
     figures.update({"spokenwoz_wer": {"offline": off, "stream": st, "finals_only": fo},
                     "all_wer": {"offline": off_all, "stream": st_all, "finals_only": fo_all},
                     "x_realtime": xrt, "peak_rss_mb": mem})

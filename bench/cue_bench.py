@@ -5,9 +5,13 @@ that fires and was expected is a true positive, an expected cue that did not fir
 negative, and a forbidden cue that fired a false positive. Cues that fire on a script that
 neither expects nor forbids them are counted apart ("unlisted"): they may be right.
 
+With ``--audio`` each script is first rendered to a stereo call with espeak-ng
+(``audio_samples/make_calls.py``) and run through the whole pipeline (streaming Whisper,
+prosody, cues) exactly as ``coach analyze`` does, so ASR errors count too.
+
 Usage::
 
-    python bench/cue_bench.py [SCRIPT_OR_DIR ...] [--playbook FILE] [--json OUT]
+    python bench/cue_bench.py [SCRIPT_OR_DIR ...] [--playbook FILE] [--audio] [--json OUT]
 """
 
 from __future__ import annotations
@@ -43,8 +47,37 @@ def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.2f}"
 
 
-def run(paths: list[str], playbook_path: str | None = None) -> dict:
+def _audio_firer(playbook):
+    """fired(script, path) through rendered audio and the real pipeline."""
+    import importlib.util
+    import tempfile
+
+    from coach.analyze import analyze_file
+    from coach.io.vad import SileroVad
+    from coach.io.whisper import WhisperTranscriber
+
+    spec = importlib.util.spec_from_file_location("make_calls",
+                                                  ROOT / "audio_samples" / "make_calls.py")
+    make_calls = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_calls)
+    tx, vad = WhisperTranscriber(), SileroVad()
+    tmp = Path(tempfile.mkdtemp(prefix="coach-cue-bench-"))
+
+    def fired(script, path: Path) -> set[str]:
+        flac = make_calls.render_file(path, tmp)
+        res = analyze_file(flac, transcriber=tx, make_vad=vad.shared, playbook=playbook)
+        return {c.id for c in res.summary.cues}
+
+    return fired
+
+
+def run(paths: list[str], playbook_path: str | None = None, *, audio: bool = False) -> dict:
     playbook = load_playbook(playbook_path)
+    if audio:
+        fire = _audio_firer(playbook)
+    else:
+        def fire(script, path):
+            return {c.id for c in run_engine(script_events(script), playbook)}
     tp: Counter[str] = Counter()
     fn: Counter[str] = Counter()
     fp: Counter[str] = Counter()
@@ -52,7 +85,7 @@ def run(paths: list[str], playbook_path: str | None = None) -> dict:
     failures = []
     for path in _scripts(paths):
         script = load_script(path)
-        fired = {c.id for c in run_engine(script_events(script), playbook)}
+        fired = fire(script, path)
         expect, forbid = set(script.expect), set(script.forbid)
         for cue in expect:
             (tp if cue in fired else fn)[cue] += 1
@@ -73,6 +106,7 @@ def run(paths: list[str], playbook_path: str | None = None) -> dict:
         })
     t_tp, t_fn, t_fp = sum(tp.values()), sum(fn.values()), sum(fp.values())
     return {
+        "level": "audio" if audio else "text",
         "scripts": len(_scripts(paths)),
         "micro": {"tp": t_tp, "fn": t_fn, "fp": t_fp, "unlisted": sum(unlisted.values()),
                   "precision": _ratio(t_tp, t_tp + t_fp), "recall": _ratio(t_tp, t_tp + t_fn)},
@@ -84,7 +118,7 @@ def run(paths: list[str], playbook_path: str | None = None) -> dict:
 def markdown(result: dict) -> str:
     m = result["micro"]
     lines = [
-        f"Cue benchmark over {result['scripts']} scripts (text level)",
+        f"Cue benchmark over {result['scripts']} scripts ({result.get('level', 'text')} level)",
         "",
         "| cue | TP | FN | FP | unlisted | precision | recall |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -109,9 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("paths", nargs="*", help="script files or directories")
     ap.add_argument("--playbook", help="a team playbook to use instead of the default")
+    ap.add_argument("--audio", action="store_true",
+                    help="render each script with espeak-ng and run the whole pipeline")
     ap.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     args = ap.parse_args(argv)
-    result = run(args.paths, args.playbook)
+    result = run(args.paths, args.playbook, audio=args.audio)
     print(markdown(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

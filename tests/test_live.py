@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from coach.live import LiveOptions, LiveSession, Recorder
+from coach.live import LiveOptions, LiveSession
 from coach.playbook import load_playbook
 from tests.conftest import ROOT, SAMPLES
 from tests.fakes import SR, EnergyVad, ScriptedTranscriber, speechy
