@@ -1,0 +1,645 @@
+"""The QA rubric: one finished call's words and cues in, a 0-100 score with evidence out.
+
+Pure: no I/O, no clock. A QA analyst reads the result to decide which calls to listen to
+and why, so every point lost is tied to evidence: the words (with their times) that
+satisfied a step, or the cue that violated it.
+
+The five steps of a sincere apology (CUES.md, "QA rubric"):
+
+==============  ==========================================  ==============================
+step            met when the agent's final words contain     violated by the cues
+==============  ==========================================  ==============================
+ownership       an apology for the problem that is not       conditional-apology,
+                spoiled by a condition, an excuse or blame   blame-shift, qualified-apology
+                (+ matches of an ``ownership`` lexicon,
+                when the playbook defines one)
+specific        such an apology whose sentence names the     generic-apology,
+                problem: a ``problem`` lexicon phrase, a     casual-apology
+                content word the customer used before it,
+                what the company did ("sorry WE sent...",
+                "OUR queue") or a stock phrase made specific
+                ("the mix-up with your address")
+empathy         an ``empathy`` lexicon phrase (or an         name-frustration, minimizing,
+                ``empathy-shown`` cue)                       laughter
+solution        an ``action`` lexicon phrase once the        no-action, empty-promise
+                customer has spoken
+follow_up       a ``follow_up`` lexicon phrase not made      no-follow-up
+                vague by ``follow_up_vague``
+==============  ==========================================  ==============================
+
+Apologies are found as the cue engine finds them: the ``apology`` lexicon over normalised
+sentences, minus requests to repeat (``not_apology``, or a "sorry?") and courtesies
+(``courtesy``: "sorry to keep you waiting", which neither make nor answer a problem).
+
+``qualified-apology`` ("sorry, but...") is not in CUES.md's list for any step; we count it
+against ownership because an apology turned into an excuse is exactly the failure to take
+responsibility the guides warn about. An apology is *spoiled* (cannot be positive
+evidence) when one of qualified-, conditional-, generic-, casual-apology or blame-shift
+has evidence words in its sentence or in the two seconds before it ("Oops! Sorry about
+that.").
+
+A step's status: ``n/a`` when the call had no problem; otherwise ``violated`` when any of
+its cues fired (even if the agent also got it right elsewhere: the customer heard the
+fault), else ``met`` with positive evidence, else ``missed``.
+
+The call had a **problem** when the customer used ``problem`` or ``frustration`` lexicon
+words (not negated by ``not_frustration``, "no problem", and not a bare negation such as
+"won't" or "never", which routine requests are full of), or the agent apologised for
+something (an apology that is not a courtesy, "sorry to keep you waiting", nor a request
+to repeat, "sorry, could you..."), or any of the step-violating cues above fired (they
+only fire around a problem).
+
+Delivery, six aspects, each ``fault`` when any of its cues fired: pace (pace-fast), tone
+(tone-tense, tone-flat, volume-loud), over_apology (over-apology), dead_air (dead-air),
+talk_over (talk-over), monologue (monologue).
+
+**Score** (every call starts at 100 and loses points; clamped to 0..100, one decimal)::
+
+    score = 100 - apology_loss - delivery_loss
+
+    apology_loss  = sum over the five steps of
+        n/a       0
+        met       0
+        missed    14
+        violated  14 + 3 per violating cue (at most +6),
+                  minus 7 if the step also has positive evidence (partly met)
+    delivery_loss = min(30, sum over the six aspects of min(16, 8 per fault cue))
+
+So the apology steps are worth 70 points (14 each), delivery 30, and a call with no
+problem in it is scored on delivery alone: it cannot lose the 70 apology points, and a
+delivery fault costs the same 8 points in any call, so routine and problem calls rank on
+one scale. Example: a call that never apologised for a fault (ownership and specific
+missed: -28), ignored the customer's frustration once (empathy violated: -17), but fixed
+it and booked a call-back, with one stretch of dead air (-8), scores 100-28-17-8 = 47.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cues import normalise_word, split_sentences
+from .events import AGENT, CUSTOMER, Cue, Word
+from .playbook import PatternSet, Playbook
+from .summary import transcript_lines
+
+__all__ = [
+    "DELIVERY_ASPECTS",
+    "STEPS",
+    "STEP_TITLES",
+    "STEP_VIOLATIONS",
+    "CallScore",
+    "StepResult",
+    "score_call",
+]
+
+STEPS: tuple[str, ...] = ("ownership", "specific", "empathy", "solution", "follow_up")
+STEP_TITLES: dict[str, str] = {
+    "ownership": "Took responsibility",
+    "specific": "Was specific",
+    "empathy": "Showed empathy",
+    "solution": "Offered a real solution",
+    "follow_up": "Followed up",
+}
+STEP_VIOLATIONS: dict[str, tuple[str, ...]] = {
+    "ownership": ("conditional-apology", "blame-shift", "qualified-apology"),
+    "specific": ("generic-apology", "casual-apology"),
+    "empathy": ("name-frustration", "minimizing", "laughter"),
+    "solution": ("no-action", "empty-promise"),
+    "follow_up": ("no-follow-up",),
+}
+DELIVERY_ASPECTS: dict[str, tuple[str, ...]] = {
+    "pace": ("pace-fast",),
+    "tone": ("tone-tense", "tone-flat", "volume-loud"),
+    "over_apology": ("over-apology",),
+    "dead_air": ("dead-air",),
+    "talk_over": ("talk-over",),
+    "monologue": ("monologue",),
+}
+
+# The formula of the module docstring.
+STEP_POINTS = 14.0
+PARTLY_MET_CREDIT = 7.0
+VIOLATION_PENALTY = 3.0
+VIOLATION_PENALTY_CAP = 6.0
+DELIVERY_POINTS = 30.0
+DELIVERY_DEDUCTION = 8.0
+DELIVERY_ASPECT_CAP = 16.0
+
+# Cues whose words on or just before an apology mean it was not an owned apology.
+_SPOILERS = frozenset(
+    {"qualified-apology", "conditional-apology", "generic-apology", "casual-apology",
+     "blame-shift"}
+)
+_SPOIL_LEAD_S = 2.0
+_VIOLATING = frozenset(c for ids in STEP_VIOLATIONS.values() for c in ids)
+_MAX_POSITIVE = 4  # positive evidence kept per step: enough to judge, short to read
+_SNIPPET_WORDS = 14
+_CONTEXT_WORDS, _CONTEXT_BEFORE = 18, 6  # the sentence shown around a cue's words
+_TAIL_TOKENS = 15  # how far after an apology the problem may be named
+_NEXT_SENTENCE_S = 2.0
+# Function words never count as "naming the problem" when shared with the customer.
+_FUNCTION_WORDS = frozenset(
+    "about above after again also been before being could does doing down each even ever "
+    "from have having here just into know like make more most much only other over really "
+    "said same should some such than that them then there these they thing things this "
+    "those very want well were what when where which while will with would your yours "
+    "okay yeah please thank thanks sorry today truly terribly deeply sincerely genuinely "
+    "honestly hear happened everything".split()
+)
+# The company as the one who did it: "sorry WE sent the wrong size", "OUR mistake".
+_COMPANY = frozenset({"we", "our", "us"})
+# Auxiliaries and negations: a complaint needs more than "won't" or "never" on its own.
+_BARE_NEGATION = frozenset(
+    "not never no nobody one longer without can could does did will would is was are were "
+    "has have had".split()
+)
+
+_MET_NOTES = {
+    "ownership": "apologised for the problem without conditions or excuses",
+    "specific": "the apology named the actual problem",
+    "empathy": "named or acknowledged the customer's feeling",
+    "solution": "offered a concrete action",
+    "follow_up": "said how or when they will follow up",
+}
+_MISSED_NOTES = {
+    "ownership": "never apologised for the problem",
+    "specific": "no apology named the actual problem",
+    "empathy": "never acknowledged how the customer felt",
+    "solution": "no concrete action offered",
+    "follow_up": "no follow-up arranged",
+}
+
+
+@dataclass
+class StepResult:
+    """One rubric step: its status, the evidence behind it and a one-line reason."""
+
+    status: str  # "met" | "missed" | "violated" | "n/a"
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
+    loss: float = 0.0  # points this step cost the call
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "evidence": self.evidence, "note": self.note,
+                "loss": self.loss}
+
+
+@dataclass
+class CallScore:
+    """The rubric result of one call (see the module docstring for the formula)."""
+
+    score: float
+    problem: bool
+    steps: dict[str, StepResult]
+    delivery: dict[str, dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "score": self.score,
+            "problem": self.problem,
+            "steps": {name: step.to_dict() for name, step in self.steps.items()},
+            "delivery": self.delivery,
+            "notes": list(self.notes),
+        }
+
+
+# --- text --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    """A lexicon match: token span [a, b) in a sentence, and the words it covers."""
+
+    sentence: _Text
+    a: int
+    b: int
+    words: tuple[Word, ...]
+
+    @property
+    def start(self) -> float:
+        return self.words[0].start
+
+    @property
+    def end(self) -> float:
+        return self.words[-1].end
+
+
+class _Text:
+    """One sentence of one speaker as normalised text (as the cue engine matches it),
+    mapping each match back to the words, and so to their times."""
+
+    def __init__(self, words: list[Word]):
+        self.words = words
+        self.toks: list[str] = []
+        self.tok_word: list[int] = []
+        self.offsets: list[int] = []
+        pos = 0
+        for i, w in enumerate(words):
+            for tok in normalise_word(w.text):
+                self.offsets.append(pos)
+                pos += len(tok) + 1
+                self.toks.append(tok)
+                self.tok_word.append(i)
+        self.text = " ".join(self.toks)
+
+    @property
+    def start(self) -> float:
+        return self.words[0].start
+
+    @property
+    def end(self) -> float:
+        return self.words[-1].end
+
+    def _tok_at(self, char: int) -> int:
+        lo, hi = 0, len(self.offsets)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.offsets[mid] <= char:
+                lo = mid + 1
+            else:
+                hi = mid
+        return max(0, lo - 1)
+
+    def words_of(self, a: int, b: int) -> tuple[Word, ...]:
+        idx = sorted({self.tok_word[i] for i in range(a, min(b, len(self.toks)))})
+        return tuple(self.words[i] for i in idx)
+
+    def hits(self, ps: PatternSet) -> list[_Hit]:
+        out = []
+        for m in ps.finditer(self.text):
+            if m.end() <= m.start():
+                continue
+            a, b = self._tok_at(m.start()), self._tok_at(m.end() - 1) + 1
+            words = self.words_of(a, b)
+            if words:
+                out.append(_Hit(self, a, b, words))
+        return out
+
+    def spans(self, ps: PatternSet) -> list[tuple[int, int]]:
+        return [(h.a, h.b) for h in self.hits(ps)]
+
+
+def _overlaps(h: _Hit, spans: list[tuple[int, int]]) -> bool:
+    return any(a < h.b and b > h.a for a, b in spans)
+
+
+def _sentences(words: list[Word], pause_s: float) -> list[_Text]:
+    return [_Text(s) for s in split_sentences(words, pause_s=pause_s) if s]
+
+
+def _lex(playbook: Playbook, name: str) -> PatternSet | None:
+    return playbook.lexicon.get(name)
+
+
+def _ts(t: float) -> str:
+    m, s = divmod(max(float(t), 0.0), 60)
+    return f"{int(m):02d}:{int(s):02d}"
+
+
+def _words_ev(words: tuple[Word, ...] | list[Word]) -> dict[str, Any]:
+    return {
+        "text": " ".join(w.text.strip() for w in words),
+        "start": round(words[0].start, 3),
+        "end": round(words[-1].end, 3),
+        "speaker": words[0].speaker,
+    }
+
+
+# --- cues as evidence --------------------------------------------------------------------
+
+
+def _cue_detail(c: Cue) -> str:
+    """The measured figures of a cue, as a short phrase for a reader."""
+    e = c.evidence
+
+    def num(key: str, fmt: str = ".0f") -> str | None:
+        v = e.get(key)
+        return None if not isinstance(v, int | float) else format(float(v), fmt)
+
+    if c.id == "pace-fast" and num("wpm"):
+        limit = num("threshold_wpm")
+        return f"{num('wpm')} wpm over {num('over_s')} s" + (f" (limit {limit})" if limit else "")
+    if c.id == "tone-tense" and num("median_f0_hz"):
+        return f"pitch {num('median_f0_hz')} Hz against a usual {num('baseline_f0_hz')} Hz"
+    if c.id == "volume-loud" and num("median_loudness_db"):
+        return (f"level {num('median_loudness_db')} dB against a usual "
+                f"{num('baseline_loudness_db')} dB")
+    if c.id == "tone-flat" and num("f0_sd_st"):
+        return f"pitch varied only {num('f0_sd_st', '.1f')} semitones"
+    if c.id == "dead-air" and num("silence_s"):
+        return f"{num('silence_s')} s of silence from {_ts(float(e.get('silence_from', c.t)))}"
+    if c.id == "talk-over" and num("overlap_s"):
+        return f"both talking for {num('overlap_s', '.1f')} s"
+    if c.id == "monologue" and num("talk_s"):
+        return f"{num('talk_s')} s of talk without a customer turn"
+    if c.id == "over-apology" and num("count"):
+        return f"{num('count')} apologies within {num('window_speech_s')} s of speech"
+    if c.id == "name-frustration":
+        rose = "the customer's pitch and volume rose; " if "f0_hz" in e else ""
+        return rose + "the feeling was not acknowledged"
+    if c.id == "no-action":
+        return "no fix offered after this apology"
+    if c.id == "no-follow-up":
+        return "the call ended without a follow-up arranged"
+    return ""
+
+
+def _cue_ev(c: Cue, sentence_at: dict[float, _Text]) -> dict[str, Any]:
+    """A cue as evidence: its id, time and title, the words it quotes (whose they are, and
+    the sentence around them, since "sorry," alone says little) and its figures."""
+    out: dict[str, Any] = {"cue": c.id, "t": round(c.t, 3), "title": c.title,
+                           "severity": c.severity}
+    words = [w for w in (c.evidence.get("words") or []) if isinstance(w, dict) and "start" in w]
+    if words:
+        start = round(float(words[0]["start"]), 3)
+        out["text"] = " ".join(str(w.get("text", "")).strip() for w in words)
+        out["start"] = start
+        out["end"] = round(float(words[-1].get("end", words[-1]["start"])), 3)
+        out["speaker"] = c.speaker
+        sentence = sentence_at.get(start)
+        if sentence is not None:
+            out["speaker"] = sentence.words[0].speaker
+            i = next(k for k, w in enumerate(sentence.words) if round(w.start, 3) == start)
+            lo = max(0, i - _CONTEXT_BEFORE)
+            around = sentence.words[lo:lo + _CONTEXT_WORDS]
+            if len(around) > len(words):
+                out["context"] = " ".join(w.text.strip() for w in around)
+    detail = _cue_detail(c)
+    if detail:
+        out["detail"] = detail
+    return out
+
+
+def _cue_word_spans(c: Cue) -> list[tuple[float, float]]:
+    out = []
+    for w in c.evidence.get("words") or []:
+        start = w.get("start") if isinstance(w, dict) else None
+        if isinstance(start, int | float):
+            end = w.get("end", start)
+            out.append((float(start), float(end) if isinstance(end, int | float) else start))
+    return out
+
+
+def _ev_time(ev: dict[str, Any]) -> float:
+    return float(ev.get("start", ev.get("t", 0.0)))
+
+
+# --- the rubric ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Apology:
+    hit: _Hit
+    courtesy: bool
+    spoiled: bool = False
+
+
+def _apologies(sents: list[_Text], playbook: Playbook) -> list[_Apology]:
+    apology = _lex(playbook, "apology")
+    if apology is None:
+        return []
+    not_apology, courtesy = _lex(playbook, "not_apology"), _lex(playbook, "courtesy")
+    out = []
+    for s in sents:
+        denied = s.spans(not_apology) if not_apology is not None else []
+        polite = s.spans(courtesy) if courtesy is not None else []
+        for h in s.hits(apology):
+            if h.words[-1].text.strip().endswith("?") or _overlaps(h, denied):
+                continue  # "Sorry?", "sorry, could you repeat that": a request, not an apology
+            out.append(_Apology(h, courtesy=_overlaps(h, polite)))
+    return out
+
+
+def _customer_problems(sents: list[_Text], playbook: Playbook) -> list[_Hit]:
+    negation = _lex(playbook, "not_frustration")
+    out: list[_Hit] = []
+    for s in sents:
+        negated = s.spans(negation) if negation is not None else []
+        for name in ("problem", "frustration"):
+            ps = _lex(playbook, name)
+            if ps is not None:
+                out += [h for h in s.hits(ps) if not _overlaps(h, negated)
+                        and not set(s.toks[h.a:h.b]) <= _BARE_NEGATION]
+    return sorted(out, key=lambda h: h.start)
+
+
+def _snippet(h: _Hit, *, lead: int = 0, through: Word | None = None) -> dict[str, Any]:
+    """The hit read in context: from ``lead`` words before it to the end of its sentence
+    (at most ``_SNIPPET_WORDS`` words), or on to ``through`` when that is further."""
+    s = h.sentence
+    first = s.words.index(h.words[0])
+    lo = max(0, first - lead)
+    last = s.words.index(h.words[-1])
+    hi = max(last + 1, min(len(s.words), lo + _SNIPPET_WORDS))
+    words = list(s.words[lo:hi])
+    if through is not None and through.start > words[-1].start:
+        words = [w for w in s.words[lo:] if w.start <= through.start] or words
+        if through not in words:
+            words.append(through)
+    return _words_ev(words)
+
+
+def _names_problem(apo: _Hit, sents: list[_Text], customer: list[Word],
+                   playbook: Playbook) -> Word | None:
+    """The last word naming the problem after the apology, or None.
+
+    The apology's sentence (or the next one, when the apology stands alone: "I'm so sorry.
+    The parcel went to the wrong address.") names the problem when it holds a ``problem``
+    lexicon phrase, a content word the customer used before it ("sorry about your
+    glasses"), what the company did ("sorry we estimated it", "our queue"), or a stock
+    phrase made specific the way generic-apology accepts ("the mix-up with your address").
+    """
+    s = apo.sentence
+    tails = [(s, apo.b, min(len(s.toks), apo.b + _TAIL_TOKENS))]
+    if len(s.toks) - apo.b < 3:
+        i = sents.index(s)
+        if i + 1 < len(sents) and sents[i + 1].start - s.end <= _NEXT_SENTENCE_S:
+            nxt = sents[i + 1]
+            tails.append((nxt, 0, min(len(nxt.toks), _TAIL_TOKENS)))
+    heard = {tok for w in customer if w.start < apo.end for tok in normalise_word(w.text)
+             if _content(tok)}
+    problem = _lex(playbook, "problem")
+    generic = playbook.cues.get("generic-apology")
+    stock = generic.patterns.get("stock") if generic is not None else None
+    specific = generic.patterns.get("specific") if generic is not None else None
+    lead = int(generic.windows.get("lead_words", 2)) if generic is not None else 2
+    named: list[Word] = []
+    for sent, a, b in tails:
+        for i in range(a, b):
+            tok = sent.toks[i]
+            if tok in heard or (
+                tok in _COMPANY and any(_content(t) for t in sent.toks[i + 1:min(b, i + 4)])
+            ):
+                named.append(sent.words[sent.tok_word[min(b, i + 3) - 1]])
+        if problem is not None:
+            named += [h.words[-1] for h in sent.hits(problem) if a <= h.a and h.b <= b
+                      and not set(sent.toks[h.a:h.b]) <= _BARE_NEGATION]
+        if stock is not None and specific is not None and sent is s:
+            for h in sent.hits(stock):
+                if 0 <= h.a - a <= lead and h.b < len(sent.toks) and specific.match(
+                    sent.text, sent.offsets[h.b]
+                ):
+                    named.append(sent.words[sent.tok_word[min(b, h.b + 2) - 1]])
+    return max(named, key=lambda w: w.end) if named else None
+
+
+def _content(tok: str) -> bool:
+    return len(tok) >= 4 and tok.isalpha() and tok not in _FUNCTION_WORDS
+
+
+def _follow_ups(sents: list[_Text], playbook: Playbook) -> list[_Hit]:
+    ps, vague = _lex(playbook, "follow_up"), _lex(playbook, "follow_up_vague")
+    if ps is None:
+        return []
+    out = []
+    for s in sents:
+        vague_at = [a for a, _ in s.spans(vague)] if vague is not None else []
+        for h in s.hits(ps):
+            # "someone will be in touch at some point" says neither how nor when
+            if not any(h.a <= va <= h.a + 10 for va in vague_at):
+                out.append(h)
+    return out
+
+
+def _lex_hits(sents: list[_Text], playbook: Playbook, name: str) -> list[_Hit]:
+    ps = _lex(playbook, name)
+    return [] if ps is None else [h for s in sents for h in s.hits(ps)]
+
+
+def _wpm_median(agent: list[Word]) -> float | None:
+    rates = []
+    for line in transcript_lines(agent):
+        n = len(line.text.split())
+        if n >= 6 and line.end - line.start > 1.0:
+            rates.append(n * 60.0 / (line.end - line.start))
+    return round(statistics.median(rates), 1) if rates else None
+
+
+def score_call(
+    words: list[Word],
+    cues: list[Cue],
+    playbook: Playbook,
+    *,
+    duration_s: float,
+    delivery: dict[str, Any] | None = None,
+) -> CallScore:
+    """Score one call on the rubric from its final words and its cues.
+
+    ``delivery`` takes the measured figures of :meth:`coach.summary.CallSummary.delivery`
+    when known (its ``agent_wpm_median`` is reported with pace); without it the median
+    rate is estimated from the agent's word times. ``duration_s`` is only used to say how
+    much audio held no agent speech at all.
+    """
+    finals = sorted((w for w in words if w.final), key=lambda w: (w.start, w.end))
+    agent = [w for w in finals if w.speaker == AGENT]
+    customer = [w for w in finals if w.speaker == CUSTOMER]
+    cues = sorted(cues, key=lambda c: (c.t, c.id))
+    pause = playbook.settings.sentence_pause_s
+    agent_sents = _sentences(agent, pause)
+    customer_sents = _sentences(customer, pause)
+    sentence_at = {round(w.start, 3): s for s in agent_sents + customer_sents for w in s.words}
+
+    complaints = _customer_problems(customer_sents, playbook)
+    owned = [a for a in _apologies(agent_sents, playbook) if not a.courtesy]
+    problem = bool(complaints or owned or any(c.id in _VIOLATING for c in cues))
+    # Actions count from when the customer could have raised the problem, so the opening
+    # "can I take your account number?" is not taken for a fix.
+    onset = min([h.start for h in complaints] + [a.hit.start for a in owned]
+                + [w.start for w in customer[:1]], default=0.0)
+    positive = _positive(agent_sents, customer, owned, cues, playbook, onset, sentence_at)
+
+    steps: dict[str, StepResult] = {}
+    for step in STEPS:
+        good = _dedupe(positive[step])[:_MAX_POSITIVE]
+        bad = [c for c in cues if c.id in STEP_VIOLATIONS[step]]
+        steps[step] = _judge(step, problem, good, bad, sentence_at)
+    aspects = _delivery(cues, sentence_at)
+    wpm = (delivery or {}).get("agent_wpm_median")
+    aspects["pace"]["wpm_median"] = wpm if isinstance(wpm, int | float) else _wpm_median(agent)
+
+    apology_loss = sum(s.loss for s in steps.values())
+    delivery_loss = min(DELIVERY_POINTS, sum(a["loss"] for a in aspects.values()))
+    score = round(min(100.0, max(0.0, 100.0 - apology_loss - delivery_loss)), 1)
+    notes = []
+    if not agent:
+        notes.append(f"no agent speech recognised in {duration_s:.0f} s of audio")
+    elif not problem:
+        notes.append("no problem or apology in the call: scored on delivery only")
+    return CallScore(score, problem, steps, aspects, notes)
+
+
+def _positive(agent_sents: list[_Text], customer: list[Word], owned: list[_Apology],
+              cues: list[Cue], playbook: Playbook, onset: float,
+              sentence_at: dict[float, _Text]) -> dict[str, list[dict[str, Any]]]:
+    """Positive evidence for each step, from the agent's words."""
+    # An apology is spoiled by a fault cue whose words sit in its sentence or just before.
+    spoilers = [span for c in cues if c.id in _SPOILERS for span in _cue_word_spans(c)]
+    clean = [
+        a.hit for a in owned
+        if not any(end >= a.hit.sentence.start - _SPOIL_LEAD_S and start <= a.hit.sentence.end
+                   for start, end in spoilers)
+    ]
+    out: dict[str, list[dict[str, Any]]] = {}
+    out["ownership"] = [_snippet(h, lead=2) for h in clean]
+    # A playbook may define "ownership" phrases ("that's on us"); the default has none.
+    out["ownership"] += [_snippet(h) for h in _lex_hits(agent_sents, playbook, "ownership")]
+    out["specific"] = []
+    for h in clean:
+        named = _names_problem(h, agent_sents, customer, playbook)
+        if named is not None:
+            out["specific"].append(_snippet(h, lead=2, through=named))
+    out["empathy"] = [_snippet(h) for h in _lex_hits(agent_sents, playbook, "empathy")]
+    if not out["empathy"]:
+        out["empathy"] = [_cue_ev(c, sentence_at) for c in cues if c.id == "empathy-shown"]
+    follow_ups = _follow_ups(agent_sents, playbook)
+    actions = [h for h in _lex_hits(agent_sents, playbook, "action") if h.start >= onset]
+    # "I'll call you on Thursday" is the follow-up: shown as the fix only if nothing else is.
+    fixes = [h for h in actions if not any(
+        f.sentence is h.sentence and f.a < h.b and f.b > h.a for f in follow_ups)]
+    out["solution"] = [_snippet(h) for h in (fixes or actions)]
+    out["follow_up"] = [_snippet(h) for h in follow_ups]
+    return out
+
+
+def _delivery(cues: list[Cue], sentence_at: dict[float, _Text]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for aspect, ids in DELIVERY_ASPECTS.items():
+        hits = [c for c in cues if c.id in ids]
+        out[aspect] = {
+            "status": "fault" if hits else "ok",
+            "count": len(hits),
+            "evidence": [_cue_ev(c, sentence_at) for c in hits],
+            "loss": min(DELIVERY_ASPECT_CAP, DELIVERY_DEDUCTION * len(hits)),
+        }
+    return out
+
+
+def _dedupe(evidence: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Evidence in time order, dropping snippets that start inside an earlier one."""
+    out: list[dict[str, Any]] = []
+    for ev in sorted(evidence, key=_ev_time):
+        if out and _ev_time(ev) <= float(out[-1].get("end", _ev_time(out[-1]))):
+            continue
+        out.append(ev)
+    return out
+
+
+def _judge(step: str, problem: bool, good: list[dict[str, Any]], bad: list[Cue],
+           sentence_at: dict[float, _Text]) -> StepResult:
+    if not problem:
+        return StepResult("n/a", [], "no problem raised in the call", 0.0)
+    if bad:
+        ids = sorted({c.id for c in bad}, key=[c.id for c in bad].index)
+        loss = STEP_POINTS + min(VIOLATION_PENALTY_CAP, VIOLATION_PENALTY * len(bad))
+        note = "violated: " + ", ".join(ids)
+        if good:
+            loss -= PARTLY_MET_CREDIT
+            note += " (partly met elsewhere)"
+        evidence = sorted([_cue_ev(c, sentence_at) for c in bad] + good, key=_ev_time)
+        return StepResult("violated", evidence, note, loss)
+    if good:
+        return StepResult("met", good, _MET_NOTES[step], 0.0)
+    return StepResult("missed", [], _MISSED_NOTES[step], STEP_POINTS)
