@@ -587,6 +587,12 @@ class CueEngine:
         for apo in s.apologies:
             if apo.state == "yes" and self._clarifying(s, apo):
                 self._retract(apo)
+            elif apo.state == "yes" and not apo.courtesy and self._courtesy(s, apo):
+                # "sorry to keep ... you waiting": the words that make it a courtesy came
+                # after the apology was confirmed; it no longer asks for a fix
+                apo.courtesy = True
+                if apo in self._no_action:
+                    self._no_action.remove(apo)
         for apo in s.apologies:
             if apo.state == "yes":
                 out += self._judge_apology(s, apo, ripe)
@@ -617,6 +623,12 @@ class CueEngine:
             a < apo.tok_end and b > apo.tok_start for a, b in _spans(s, self.pb.lex("not_apology"))
         )
 
+    def _courtesy(self, s: _Sentence, apo: _Apology) -> bool:
+        """"Sorry to keep you waiting", "sorry to interrupt": politeness, not a problem."""
+        return any(
+            a < apo.tok_end and b > apo.tok_start for a, b in _spans(s, self.pb.lex("courtesy"))
+        )
+
     def _retract(self, apo: _Apology) -> None:
         # More words showed it was a request to repeat: undo before its windows are judged.
         apo.state = "no"
@@ -629,9 +641,7 @@ class CueEngine:
             apo.state = "no"
             return []
         apo.state = "yes"
-        apo.courtesy = any(
-            a < apo.tok_end and b > apo.tok_start for a, b in _spans(s, self.pb.lex("courtesy"))
-        )
+        apo.courtesy = self._courtesy(s, apo)
         self._apologies.append(apo)
         if not apo.courtesy:
             self._no_action.append(apo)
