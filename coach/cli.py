@@ -44,15 +44,20 @@ def _analyze(args: argparse.Namespace) -> int:
         bar.update(round(t - bar.n, 1))
 
     out = sys.stdout
+    store = _open_store(args) if args.save else None
+    kept: list[dict] = []
 
     def on_event(e) -> None:
-        out.write(jsonl_line(e) + "\n")
+        if args.format == "jsonl":
+            out.write(jsonl_line(e) + "\n")
+        if store is not None:
+            kept.append(e.to_dict())
 
     try:
         res = analyze_file(args.file, transcriber=transcriber, make_vad=vad.shared,
                            playbook=playbook, agent_channel=args.agent_channel,
                            options=options,
-                           on_event=on_event if args.format == "jsonl" else None,
+                           on_event=on_event if (args.format == "jsonl" or store) else None,
                            progress=progress if bar is not None else None)
     finally:
         if bar is not None:
@@ -62,7 +67,32 @@ def _analyze(args: argparse.Namespace) -> int:
     else:
         for n in res.notices:
             print(f"coach: note: {n}", file=sys.stderr)
+    if store is not None:
+        from coach.store.importer import save_analysis
+
+        with store:
+            from coach.store.importer import _sha256
+
+            # the same recording saved again keeps the stored call (and its coach notes)
+            existing = store.has_source(_sha256(Path(args.file)))
+            if existing:
+                print(f"coach: already stored as call {existing}; kept as it is",
+                      file=sys.stderr)
+            else:
+                call_id = save_analysis(store, args.file, kept,
+                                        {"agent": args.agent, "model": transcriber.name,
+                                         "agent_channel": args.agent_channel})
+                print(f"coach: saved as call {call_id} in {store.url}", file=sys.stderr)
     return 0
+
+
+def _open_store(args: argparse.Namespace):
+    """The call store named by --db / $COACH_DB, else SQLite in the data directory."""
+    import os
+
+    from coach.store import open_store
+
+    return open_store(getattr(args, "db", None) or os.environ.get("COACH_DB") or None)
 
 
 def _data_dir() -> Path:
@@ -95,12 +125,22 @@ def _live(args: argparse.Namespace) -> int:
     else:
         source = DeviceSource(mic=args.mic, line=args.line, device=args.device,
                               agent_channel=args.agent_channel)
+    record_dir = None if args.no_record else Path(args.record_dir or _data_dir() / "live")
+    store = None
+    if record_dir is not None and not args.no_store:
+        from coach.store.importer import recover
+
+        store = _open_store(args)
+        recovered = recover(store, record_dir)
+        if recovered:
+            print(f"coach: stored {len(recovered)} earlier recording(s) from {record_dir} "
+                  "(a call cut off by a crash included)", file=sys.stderr)
     transcriber = WhisperTranscriber(args.model, cpu_threads=args.threads)
     vad = SileroVad()
     holder: dict = {}
     hub = Hub(on_feedback=lambda m: holder["session"].feedback(m) if "session" in holder
               else None)
-    server = ServerThread(create_app(hub, token=args.token), args.host, args.port)
+    server = ServerThread(create_app(hub, token=args.token, store=store), args.host, args.port)
     server.start()
     url = f"ws://{args.host}:{args.port}/ws"
     print(f"coach: live on {url} (browser overlay: http://{args.host}:{args.port}/overlay)",
@@ -115,7 +155,8 @@ def _live(args: argparse.Namespace) -> int:
             overlay = subprocess.Popen(cmd)
         else:
             print("coach: no display for the overlay; cues are printed here", file=sys.stderr)
-    record_dir = None if args.no_record else Path(args.record_dir or _data_dir() / "live")
+    if store is not None:
+        print(f"coach: replay pages: http://{args.host}:{args.port}/", file=sys.stderr)
     session = LiveSession(
         source, transcriber=transcriber, make_vad=vad.shared, playbook=playbook,
         publish=hub.publish_threadsafe, record_dir=record_dir,
@@ -136,7 +177,26 @@ def _live(args: argparse.Namespace) -> int:
             overlay.terminate()
     if session.recorder is not None:
         print(f"coach: recorded to {session.recorder.dir}", file=sys.stderr)
+        if store is not None:
+            from coach.store.importer import import_recording
+
+            call_id = import_recording(store, session.recorder.dir, agent=args.agent,
+                                       idle_s=0.0)
+            if call_id:
+                print(f"coach: stored as call {call_id} (replay: http://{args.host}:"
+                      f"{args.port}/calls/{call_id} while `coach serve` runs)", file=sys.stderr)
+    if store is not None:
+        store.close()
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    from coach.io.replay import run_serve
+
+    return run_serve(args.host, args.port, args.token,
+                     args.db or os.environ.get("COACH_DB") or None)
 
 
 class _TerminalPrinter:
@@ -204,6 +264,12 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="one recognition pass per utterance: faster, no partial words")
     a.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                    help="progress bar on stderr (auto: when stderr is a terminal)")
+    a.add_argument("--save", action="store_true",
+                   help="store the call (audio, transcript, prosody, cues) for replay and QA")
+    a.add_argument("--agent", default=None, help="with --save: the agent's name")
+    a.add_argument("--db", default=None,
+                   help="with --save: the store's URL (default: $COACH_DB, else SQLite in "
+                        "the data directory)")
     a.set_defaults(func=_analyze)
 
     lv = sub.add_parser("live", help="coach a call live: capture, service, overlay",
@@ -229,11 +295,38 @@ def _build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--record-dir", help="where calls are recorded (default: $COACH_DATA/live "
                                          "or ~/.local/share/coach/live)")
     lv.add_argument("--no-record", action="store_true", help="do not record the call")
+    lv.add_argument("--no-store", action="store_true",
+                    help="record to files only; do not put the call in the store")
+    lv.add_argument("--db", default=None,
+                    help="the store's URL (default: $COACH_DB, else SQLite in the data "
+                         "directory)")
     lv.add_argument("--playbook", default=None)
     lv.add_argument("--model", default="tiny.en")
     lv.add_argument("--threads", type=int, default=2)
     lv.add_argument("--step", type=float, default=1.0, help=argparse.SUPPRESS)
     lv.set_defaults(func=_live)
+
+    sv = sub.add_parser("serve", help="the replay pages and API over the call store",
+                        description="Serve the replay pages (call list, one call with audio, "
+                                    "waveforms, curves, transcript, cues, notes) and their "
+                                    "JSON API, without live capture.")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8765)
+    sv.add_argument("--token", help="access token (required to listen beyond localhost)")
+    sv.add_argument("--db", default=None,
+                    help="the store's URL (default: $COACH_DB, else SQLite in the data "
+                         "directory)")
+    sv.set_defaults(func=_serve)
+
+    from coach.store.cli import add_parsers as add_store_parsers
+
+    add_store_parsers(sub)
+    try:
+        from coach.qa.cli import add_parser as add_qa_parser
+    except ImportError:  # the QA runner is optional while it is being built
+        add_qa_parser = None
+    if add_qa_parser is not None:
+        add_qa_parser(sub)
 
     dv = sub.add_parser("devices", help="list audio devices for --mic / --line / --device")
     dv.set_defaults(func=_devices)

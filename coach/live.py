@@ -9,7 +9,9 @@ pipeline's clock; wall time only measures lag, which triggers graceful degradati
 from __future__ import annotations
 
 import json
+import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -45,7 +47,8 @@ class Recorder:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._meta = dict(meta, finished=False)
+        # pid and host tell the store's recovery a live call from a crashed one
+        self._meta = dict(meta, finished=False, pid=os.getpid(), host=socket.gethostname())
         self._channels = 2 if customer_channel else 1
         self._audio = sf.SoundFile(self.dir / "audio.flac", "w", 16000, self._channels,
                                    format="FLAC", subtype="PCM_16")

@@ -28,3 +28,39 @@ def vad():
     from coach.io.vad import SileroVad
 
     return SileroVad()
+
+
+# -- call store: SQLite and a real PostgreSQL (tests/pgserver.py) --------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One throwaway PostgreSQL server for the whole session (Debian's binaries)."""
+    from tests.pgserver import PgServer, PgUnavailable
+
+    try:
+        server = PgServer().start()
+    except PgUnavailable as exc:
+        pytest.skip(f"PostgreSQL store tests need a local PostgreSQL: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server, request) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    import re
+    import uuid
+
+    name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:8]
+    url = pg_server.create_database(name)
+    yield url
+    pg_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """The URL of an empty call store, once on SQLite (a file) and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'data' / 'coach.db'}"
+    return request.getfixturevalue("pg_url")

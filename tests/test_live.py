@@ -196,7 +196,8 @@ def test_coach_live_end_to_end_over_a_real_websocket(tmp_path):
     demo = SAMPLES / "02_every_apology_wrong.flac"
     proc = subprocess.Popen(
         [sys.executable, "-m", "coach.cli", "live", "--source", str(demo), "--no-overlay",
-         "--port", str(port), "--record-dir", str(tmp_path)],
+         "--port", str(port), "--record-dir", str(tmp_path / "live"),
+         "--db", f"sqlite:///{tmp_path / 'coach.db'}", "--agent", "Dana"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     ws = None
     for _ in range(300):
@@ -232,6 +233,18 @@ def test_coach_live_end_to_end_over_a_real_websocket(tmp_path):
         if m["type"] == "cue":
             assert arrival - (start["started_at"] + m["t"]) < 6.0
     # the flag is recorded with the call, and the terminal printed the cues
-    rec = next(tmp_path.iterdir())
+    rec = next((tmp_path / "live").iterdir())
     assert '"flag"' in (rec / "events.jsonl").read_text()
     assert "Avoid the" in out
+    # ... and the call is in the store, with its audio, the flag on the flagged cue
+    from coach.store import open_store
+
+    with open_store(f"sqlite:///{tmp_path / 'coach.db'}") as store:
+        rows, total = store.list_calls()
+        assert total == 1 and rows[0]["agent"] == "Dana" and rows[0]["status"] == "complete"
+        call = store.get_call(rows[0]["id"])
+        assert store.audio_size(call["id"]) > 100_000
+        assert {c["id"] for c in call["cues"]} >= {"qualified-apology", "empty-promise"}
+        flagged = [c for c in call["cues"] if c["feedback"] == "flagged"]
+        assert len(flagged) == 1 and flagged[0]["id"] == cues[0]["id"]
+        assert "stored as call" in err

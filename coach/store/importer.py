@@ -1,0 +1,660 @@
+"""Into the store: event streams to rows, recording folders (with crash recovery) and
+analysed files.
+
+``build_rows`` is pure (events and metadata in, table rows out); the rest reads folders
+and audio files and hands the result to ``Store.add_call``.
+
+A recording folder is what ``coach.live.Recorder`` writes: ``audio.flac`` (agent left,
+customer right), ``events.jsonl`` and ``call.json`` (``finished: false`` until the call
+ends cleanly). A folder whose process was killed still holds everything flushed up to about
+a second before: the FLAC has no length in its header and may stop mid-frame, and the last
+line of ``events.jsonl`` may be cut; both are read up to where they end, and the call is
+stored with status "recovered".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import socket
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from coach.errors import CoachError
+from coach.redact import RedactOptions, redact_texts, redaction_labels
+from coach.store.schema import AlreadyStoredError, StoreError
+
+if TYPE_CHECKING:
+    from coach.store.db import Store
+
+__all__ = [
+    "PROSODY_COLUMNS",
+    "WORD_COLUMNS",
+    "CallRows",
+    "ImportResult",
+    "build_rows",
+    "import_path",
+    "import_recording",
+    "is_recording",
+    "read_events",
+    "recover",
+    "save_analysis",
+    "search_text",
+    "to_datetime",
+]
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("complete", "recovered", "truncated")
+SPEAKERS = ("agent", "customer")
+FEEDBACK = {"dismiss": "dismissed", "flag": "flagged", "dismissed": "dismissed",
+            "flagged": "flagged"}
+RECORDING_FILES = ("call.json", "events.jsonl", "audio.flac")
+AUDIO_RATE = 16000
+
+
+# -- events -> rows (pure) ------------------------------------------------------------------
+
+
+WORD_COLUMNS = ("idx", "speaker", "text", "start", "end", "probability")
+PROSODY_COLUMNS = ("seq", "speaker", "t", "f0_hz", "loudness_db", "wpm")
+
+
+@dataclass
+class CallRows:
+    """The rows of one call, ready to insert (audio columns are filled by the store).
+    Words and prosody are tuples in the order of ``WORD_COLUMNS`` / ``PROSODY_COLUMNS``
+    (a call has thousands: tuples insert in bulk without per-row dicts)."""
+
+    call: dict[str, Any]
+    words: list[tuple[Any, ...]] = field(default_factory=list)
+    prosody: list[tuple[Any, ...]] = field(default_factory=list)
+    cues: list[dict[str, Any]] = field(default_factory=list)
+
+
+def to_datetime(value: Any, *, what: str = "time") -> datetime:
+    """A timezone-aware UTC datetime from a datetime (naive = UTC), Unix seconds or an
+    ISO 8601 string."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise StoreError(f"bad {what}: {value!r}")
+        return datetime.fromtimestamp(float(value), UTC)
+    if isinstance(value, str):
+        s = value.strip()
+        try:
+            return datetime.fromtimestamp(float(s), UTC)
+        except ValueError:
+            pass
+        try:
+            dt = datetime.fromisoformat(s[:-1] + "+00:00" if s.endswith("Z") else s)
+        except ValueError:
+            raise StoreError(f"bad {what}: {value!r} (expected ISO 8601, e.g. "
+                             "2024-05-01 or 2024-05-01T09:30:00Z)") from None
+        return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    raise StoreError(f"bad {what}: {value!r}")
+
+
+def _num(x: Any) -> float | None:
+    if type(x) is float:  # the common case, first
+        return x if math.isfinite(x) else None
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _as_dict(e: Any) -> dict[str, Any] | None:
+    if isinstance(e, dict):
+        return e
+    to_dict = getattr(e, "to_dict", None)
+    return to_dict() if callable(to_dict) else None
+
+
+_TERM = re.compile(r"[^\W_]+")
+
+
+def search_text(texts: Iterable[str]) -> str:
+    """The search form of a transcript: lower-case words (letters and digits) separated by
+    single spaces, so SQLite's FTS5 and PostgreSQL's tsvector split it identically and a
+    phrase is a plain substring."""
+    return " ".join(_TERM.findall(" ".join(texts).lower()))
+
+
+def _words_of(d: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    if d.get("type") == "word":
+        yield d
+    elif d.get("type") == "transcript":  # utterance-level events carrying their words
+        for w in d.get("words") or []:
+            if isinstance(w, dict):
+                yield {"speaker": d.get("speaker"), **w}
+
+
+def build_rows(meta: dict[str, Any], events: Iterable[Any],
+               redact: RedactOptions | None = None) -> CallRows:
+    """Rows for one call from its metadata and event stream (see ``Store.add_call``).
+
+    Only final words, prosody, cues, call start/end and cue feedback are kept; word texts,
+    cue evidence and the search text are redacted (``redact=None``: the defaults)."""
+    start_info: dict[str, Any] = {}
+    end_info: dict[str, Any] = {}
+    raw_words: list[tuple[float, int, str, float, float | None, str]] = []
+    prosody: list[tuple[int, str, float, float | None, float | None, float | None]] = []
+    cue_rows: list[dict[str, Any]] = []
+    feedback: list[dict[str, Any]] = []
+    last_t = 0.0
+    for e in events:
+        d = _as_dict(e)
+        if not d:
+            continue
+        kind = d.get("type")
+        if kind in ("word", "transcript"):
+            for w in _words_of(d):
+                sp = w.get("speaker")
+                if w.get("final", True) is False or sp not in SPEAKERS:
+                    continue
+                start, end = _num(w.get("start")), _num(w.get("end"))
+                if start is None or end is None:
+                    continue
+                end = max(end, start)
+                raw_words.append((start, SPEAKERS.index(sp), str(w.get("text", "")).strip(),
+                                  end, _num(w.get("probability")), sp))
+                if end > last_t:
+                    last_t = end
+        elif kind == "prosody":
+            t = _num(d.get("t"))
+            sp = d.get("speaker")
+            if t is None or sp not in SPEAKERS:
+                continue
+            prosody.append((len(prosody), sp, t, _num(d.get("f0_hz")),
+                            _num(d.get("loudness_db")), _num(d.get("wpm"))))
+            if t > last_t:
+                last_t = t
+        elif kind == "cue":
+            t = _num(d.get("t"))
+            if t is None or not d.get("id"):
+                continue
+            ev = d.get("evidence")
+            cue_rows.append({"idx": len(cue_rows), "cue_id": str(d["id"])[:64], "t": t,
+                             "speaker": str(d.get("speaker") or "agent")[:16],
+                             "severity": str(d.get("severity") or "info")[:16],
+                             "title": str(d.get("title") or ""),
+                             "advice": str(d.get("advice") or ""),
+                             "evidence": ev if isinstance(ev, dict) else {},
+                             "feedback": None, "feedback_at": None})
+            last_t = max(last_t, t)
+        elif kind == "call":
+            (start_info if d.get("state") == "start" else end_info).update(d)
+        elif kind in ("dismiss", "flag", "feedback"):
+            feedback.append(d)
+
+    # words in time order (agent first at equal times), redacted per speaker
+    raw_words.sort(key=lambda w: (w[0], w[1]))
+    opts = redact or RedactOptions()
+    texts = [w[2] for w in raw_words]
+    changed: dict[tuple[float, float, str], str] = {}  # (start, end, said) -> label
+    if opts.enabled:
+        for sp in range(len(SPEAKERS)):
+            idx = [i for i, w in enumerate(raw_words) if w[1] == sp]
+            labels = redaction_labels([texts[i] for i in idx], opts)
+            for i, lab in zip(idx, labels, strict=True):
+                if lab is not None:
+                    w = raw_words[i]
+                    changed[(w[0], w[3], w[2])] = lab
+                    texts[i] = lab
+    words = [(i, w[5], texts[i], w[0], w[3], w[4]) for i, w in enumerate(raw_words)]
+    for c in cue_rows:
+        c["evidence"] = json.dumps(_redact_evidence(c["evidence"], changed, opts),
+                                   ensure_ascii=False, allow_nan=False, default=str)
+    for d in feedback:
+        _apply_feedback(cue_rows, d)
+
+    def pick(key: str, *alts: str) -> Any:
+        for src in (meta, start_info):
+            for k in (key, *alts):
+                v = src.get(k)
+                if v not in (None, ""):
+                    return v
+        return None
+
+    started = pick("started_at")
+    duration = _num(meta.get("duration_s"))
+    if duration is None:
+        duration = _num(end_info.get("duration"))
+    if duration is None:
+        duration = _num(end_info.get("t"))
+    if duration is None:
+        duration = last_t
+    status = meta.get("status") or "complete"
+    if status not in STATUSES:
+        raise StoreError(f"bad call status {status!r} (one of {', '.join(STATUSES)})")
+    channels = pick("channels")
+    if isinstance(channels, (list, tuple)):
+        channels = ",".join(str(c) for c in channels)
+    agent = pick("agent")
+    call_id = str(meta.get("id") or uuid.uuid4().hex)
+    if len(call_id) > 32:
+        raise StoreError(f"bad call id {call_id[:40]!r}: at most 32 characters")
+    call = {
+        "id": call_id,
+        "agent": (str(agent).strip()[:200] or None) if agent is not None else None,
+        "started_at": to_datetime(started, what="started_at") if started is not None
+        else datetime.now(UTC),
+        "duration_s": round(max(duration, 0.0), 3),
+        "source": str(pick("source") or "unknown"),
+        "source_key": meta.get("source_key") or None,
+        "channels": str(channels)[:40] if channels else None,
+        "model": str(pick("model"))[:200] if pick("model") else None,
+        "status": status,
+        "score": _num(meta.get("score")),
+        "cue_counts": json.dumps(dict(sorted(Counter(c["cue_id"] for c in cue_rows).items()))),
+        "n_words": len(words),
+        "transcript": search_text(texts),
+        "audio_bytes": 0,
+        "audio_mime": None,
+        "created_at": datetime.now(UTC),
+    }
+    return CallRows(call, words, prosody, cue_rows)
+
+
+def _redact_evidence(ev: dict[str, Any], changed: dict[tuple, str],
+                     opts: RedactOptions) -> dict[str, Any]:
+    """Cue evidence with its word lists redacted like the transcript: each evidence word
+    takes the redacted text of the transcript word it is (same times and text), so a card
+    number cut in half by the evidence window is still caught; words not found in the
+    transcript are redacted on their own."""
+    if not opts.enabled:
+        return ev
+    out: dict[str, Any] = {}
+    for k, v in ev.items():
+        if isinstance(v, list) and v and all(isinstance(w, dict) and "text" in w for w in v):
+            texts = [str(w.get("text", "")) for w in v]
+            alone = redact_texts(texts, opts)
+            new = []
+            for w, t, a in zip(v, texts, alone, strict=True):
+                mapped = changed.get((_num(w.get("start")), _num(w.get("end")), t.strip()))
+                new.append({**w, "text": mapped if mapped is not None else a})
+            out[k] = new
+        elif isinstance(v, dict):
+            out[k] = _redact_evidence(v, changed, opts)
+        else:
+            out[k] = v
+    return out
+
+
+def _apply_feedback(cues: list[dict[str, Any]], d: dict[str, Any]) -> None:
+    """A dismiss/flag from an overlay, as LiveSession records it (``{"type": "dismiss" |
+    "flag", "cue_id", "t"}``) or as ``{"type": "feedback", "action", "cue_index" | "id" +
+    "t"}``: the matching cue gets the feedback (the latest wins)."""
+    action = d.get("type") if d.get("type") in ("dismiss", "flag") else d.get("action")
+    value = FEEDBACK.get(str(action)) if action is not None else None
+    if value is None and action not in (None, "clear"):
+        return
+    target = None
+    idx = d.get("cue_index")
+    if isinstance(idx, int) and not isinstance(idx, bool) and 0 <= idx < len(cues):
+        target = cues[idx]
+    else:
+        cue_id = d.get("cue_id") or d.get("id")
+        t = _num(d.get("t"))
+        if cue_id is None or t is None:
+            return
+        near = [c for c in cues if c["cue_id"] == cue_id and abs(c["t"] - t) <= 0.05]
+        if near:
+            target = min(near, key=lambda c: abs(c["t"] - t))
+    if target is None:
+        return
+    target["feedback"] = value
+    at = _num(d.get("received_at"))
+    target["feedback_at"] = datetime.fromtimestamp(at, UTC) if at is not None else \
+        datetime.now(UTC)
+
+
+# -- recording folders ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What happened to one folder: ``outcome`` "imported" (``call_id`` set), "skipped"
+    (already in the store, still being recorded, nothing in it) or "failed" (``reason``)."""
+
+    folder: Path
+    outcome: Literal["imported", "skipped", "failed"]
+    reason: str
+    call_id: str | None = None
+
+
+def is_recording(folder: Path) -> bool:
+    return folder.is_dir() and any((folder / f).is_file() for f in RECORDING_FILES)
+
+
+def read_events(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The events of an ``events.jsonl``, and how many lines were dropped: a line cut off
+    by a killed writer (the last one, without its newline) or any line that is not a JSON
+    object."""
+    events: list[dict[str, Any]] = []
+    dropped = 0
+    if not path.is_file():
+        return events, 0
+    with open(path, "rb") as f:
+        data = f.read()
+    lines = data.split(b"\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            dropped += 1
+            if i < len(lines) - 1:
+                log.info("%s: line %d is not JSON; skipped", path, i + 1)
+            continue
+        if isinstance(d, dict):
+            events.append(d)
+        else:
+            dropped += 1
+    return events, dropped
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_meta(folder: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads((folder / "call.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _still_recording(folder: Path, meta: dict[str, Any], idle_s: float) -> bool:
+    """An unfinished folder is a live call still in progress, not a crash, when its files
+    changed within ``idle_s`` seconds (the recorder flushes about once a second) — or, if
+    call.json names its writer (pid on this host), when that process is alive and wrote
+    within the last 5 minutes (an older folder with a live pid has a reused pid)."""
+    pid, host = meta.get("pid"), meta.get("host")
+    if isinstance(pid, int) and not isinstance(pid, bool) and host in (None,
+                                                                       socket.gethostname()):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False  # the writer is gone: a crash, recover now
+        except PermissionError:
+            pass  # alive, another user's
+        idle_s = max(idle_s, 300.0)
+    now = time.time()
+    for name in RECORDING_FILES:
+        try:
+            if now - (folder / name).stat().st_mtime < idle_s:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _transcode(path: Path, dest: Path, *, agent_channel: str = "left"
+               ) -> tuple[float, int, float | None]:
+    """Decode ``path`` (whatever coach.io.audiofile reads, cut-off files included) and
+    write a clean 16 kHz FLAC, agent left, customer right. Returns (seconds, channels,
+    ended_early_at)."""
+    import soundfile as sf
+
+    from coach.io.audiofile import open_call
+
+    call = open_call(path, agent_channel=agent_channel)
+    nch = 2 if call.info.channels.customer is not None else 1
+    frames = 0
+    import numpy as np
+
+    with sf.SoundFile(dest, "w", AUDIO_RATE, nch, format="FLAC", subtype="PCM_16") as out:
+        for block in call.blocks(0.2):  # small blocks: a cut-off file loses at most 0.2 s
+            x = block.agent[:, None] if nch == 1 else np.stack(
+                [block.agent, block.customer if block.customer is not None
+                 else np.zeros_like(block.agent)], axis=1)
+            out.write(np.clip(x, -1.0, 1.0))
+            frames += x.shape[0]
+    if frames == 0:
+        raise CoachError(f"{path}: contains no audio (0 samples)")
+    return frames / AUDIO_RATE, nch, call.ended_early_at
+
+
+def _write_marker(folder: Path, call_id: str, store: Store) -> None:
+    try:
+        tmp = folder / "imported.json.tmp"
+        tmp.write_text(json.dumps({"call_id": call_id, "store": store.url,
+                                   "imported_at": datetime.now(UTC).isoformat()}))
+        tmp.replace(folder / "imported.json")
+    except OSError as exc:  # a read-only folder is still imported
+        log.info("%s: cannot write imported.json (%s)", folder, exc)
+
+
+def _import_folder(store: Store, folder: Path, *, agent: str | None,
+                   redact: RedactOptions | None, idle_s: float) -> ImportResult:
+    if not folder.is_dir():
+        raise StoreError(f"{folder}: no such folder")
+    if not is_recording(folder):
+        raise StoreError(f"{folder}: not a recording folder (no call.json, events.jsonl or "
+                         "audio.flac)")
+    marker = folder / "imported.json"
+    if marker.is_file():
+        try:
+            known = json.loads(marker.read_text()).get("call_id")
+        except (OSError, ValueError, AttributeError):
+            known = None
+        if isinstance(known, str) and store.has_call(known):
+            return ImportResult(folder, "skipped", f"already imported as {known}", known)
+    meta = _read_meta(folder)
+    finished = meta.get("finished") is True
+    if not finished and _still_recording(folder, meta, idle_s):
+        return ImportResult(folder, "skipped", "still being recorded")
+    audio = folder / "audio.flac"
+    has_audio = audio.is_file() and audio.stat().st_size > 0
+    events_path = folder / "events.jsonl"
+    key_src = audio if has_audio else events_path
+    if not key_src.is_file() or key_src.stat().st_size == 0:
+        return ImportResult(folder, "skipped", "nothing recorded (no audio, no events)")
+    key = _sha256(key_src)
+    existing = store.has_source(key)
+    if existing:
+        _write_marker(folder, existing, store)
+        return ImportResult(folder, "skipped", f"already imported as {existing}", existing)
+    events, dropped = read_events(events_path)
+    notes = []
+    if dropped:
+        notes.append(f"{dropped} cut-off line{'s' if dropped > 1 else ''} dropped")
+    last_t = max([_num(e.get("end")) or _num(e.get("t")) or 0.0 for e in events] or [0.0])
+    with tempfile.TemporaryDirectory(prefix="coach-import-") as tmp:
+        audio_path: Path | None = None
+        audio_s = None
+        channels = None
+        if has_audio:
+            if finished:
+                import soundfile as sf
+
+                try:
+                    info = sf.info(str(audio))
+                    if 0 < info.frames < (1 << 40):  # a length in the header: a whole file
+                        audio_path = audio
+                        audio_s, channels = info.frames / info.samplerate, info.channels
+                except (RuntimeError, sf.LibsndfileError):
+                    pass  # a header we cannot read: decode what is there below
+            if audio_path is None:
+                try:
+                    clean = Path(tmp) / "audio.flac"
+                    audio_s, channels, _ = _transcode(audio, clean)
+                    audio_path = clean
+                except CoachError as exc:
+                    notes.append(f"audio not readable ({exc})")
+        useful = {"word", "transcript", "prosody", "cue"}
+        if audio_path is None and not any(e.get("type") in useful for e in events):
+            return ImportResult(folder, "skipped", "nothing usable recorded"
+                                + (f" ({'; '.join(notes)})" if notes else ""))
+        if finished:
+            duration = _num(meta.get("duration"))
+        else:
+            duration = max(audio_s or 0.0, last_t)
+        if duration is None:
+            duration = audio_s if audio_s is not None else last_t
+        roles = meta.get("channels")
+        if not roles and channels:
+            roles = "agent,customer" if channels >= 2 else "agent"
+        call_meta = {
+            "agent": agent or meta.get("agent"),
+            "started_at": meta.get("started_at") if meta.get("started_at") is not None
+            else _first_mtime(folder),
+            "source": "live",
+            "source_key": key,
+            "channels": roles,
+            "model": meta.get("model"),
+            "status": "complete" if finished else "recovered",
+            "duration_s": duration,
+        }
+        try:
+            call_id = store.add_call(meta=call_meta, events=events, audio_path=audio_path,
+                                     redact=redact)
+        except AlreadyStoredError as exc:
+            return ImportResult(folder, "skipped", f"already imported as {exc.call_id}",
+                                exc.call_id)
+    _write_marker(folder, call_id, store)
+    reason = call_meta["status"] + (f" ({'; '.join(notes)})" if notes else "")
+    return ImportResult(folder, "imported", reason, call_id)
+
+
+def _first_mtime(folder: Path) -> float:
+    times = [p.stat().st_mtime for p in folder.iterdir() if p.is_file()]
+    return min(times) if times else time.time()
+
+
+def import_recording(store: Store, folder: str | os.PathLike[str], *,
+                     agent: str | None = None, redact: RedactOptions | None = None,
+                     idle_s: float = 10.0) -> str | None:
+    """Import one recording folder; the new call id, or None when it was skipped
+    (already imported, still being recorded, empty). Writes ``imported.json`` into the
+    folder after a successful import."""
+    res = _import_folder(store, Path(folder), agent=agent, redact=redact, idle_s=idle_s)
+    return res.call_id if res.outcome == "imported" else None
+
+
+def _recording_folders(root: Path) -> list[Path]:
+    if is_recording(root):
+        return [root]
+    found = []
+    for dirpath, dirnames, _ in os.walk(root):
+        dirnames.sort()
+        p = Path(dirpath)
+        if p != root and is_recording(p):
+            found.append(p)
+            dirnames[:] = []  # a recording folder holds no further recordings
+    return found
+
+
+def import_path(store: Store, path: str | os.PathLike[str], *, agent: str | None = None,
+                redact: RedactOptions | None = None, idle_s: float = 10.0,
+                on_result: Callable[[ImportResult], None] | None = None
+                ) -> list[ImportResult]:
+    """Import a recording folder, or every recording folder under ``path`` (recursively).
+    One folder failing does not stop the others: it is reported as "failed"."""
+    root = Path(path)
+    if not root.exists():
+        raise StoreError(f"{path}: no such file or folder")
+    if root.is_file():
+        if root.name in RECORDING_FILES:
+            root = root.parent
+        else:
+            raise StoreError(f"{path}: not a recording folder (a folder written by "
+                             "`coach live`, with call.json, events.jsonl and audio.flac)")
+    folders = _recording_folders(root)
+    if not folders:
+        raise StoreError(f"{path}: no recording folders in it (folders with call.json, "
+                         "events.jsonl or audio.flac)")
+    results = []
+    for folder in folders:
+        try:
+            res = _import_folder(store, folder, agent=agent, redact=redact, idle_s=idle_s)
+        except CoachError as exc:
+            res = ImportResult(folder, "failed", str(exc))
+        results.append(res)
+        if on_result is not None:
+            on_result(res)
+    return results
+
+
+def recover(store: Store, live_dir: str | os.PathLike[str], *,
+            redact: RedactOptions | None = None, idle_s: float = 10.0) -> list[str]:
+    """Import every recording folder under ``live_dir`` not yet in the store (calls cut
+    off by a crash included); returns the new call ids. Folders that cannot be imported
+    are logged and left for later."""
+    root = Path(live_dir)
+    if not root.is_dir():
+        return []
+    ids = []
+    for folder in _recording_folders(root):
+        try:
+            res = _import_folder(store, folder, agent=None, redact=redact, idle_s=idle_s)
+        except CoachError as exc:
+            log.warning("coach: cannot import %s: %s", folder, exc)
+            continue
+        if res.outcome == "imported" and res.call_id:
+            ids.append(res.call_id)
+    return ids
+
+
+# -- analysed files -------------------------------------------------------------------------
+
+
+def save_analysis(store: Store, path: str | os.PathLike[str], events: Iterable[Any],
+                  meta: dict[str, Any] | None = None, *, redact: RedactOptions | None = None,
+                  replace: bool = False) -> str:
+    """Store a call analysed by ``coach analyze --save``: its events and its audio as a
+    16 kHz FLAC (agent left, customer right). ``meta`` may set agent, started_at (default:
+    the file's modification time), model and ``agent_channel`` (as analysed). A file stored
+    before (same bytes) returns its existing id, or is replaced with ``replace=True``."""
+    p = Path(path)
+    meta = dict(meta or {})
+    if not p.is_file():
+        raise StoreError(f"{path}: no such file")
+    key = _sha256(p)
+    existing = store.has_source(key)
+    if existing and not replace:
+        return existing
+    evs = [d for d in (_as_dict(e) for e in events) if d]
+    with tempfile.TemporaryDirectory(prefix="coach-save-") as tmp:
+        flac = Path(tmp) / "audio.flac"
+        seconds, nch, ended_early = _transcode(p, flac,
+                                               agent_channel=str(meta.pop("agent_channel",
+                                                                          "left")))
+        truncated = ended_early is not None or any(
+            d.get("type") == "call" and d.get("ended_early_at") is not None for d in evs)
+        call_meta = {
+            "agent": meta.get("agent"),
+            "started_at": meta.get("started_at") or p.stat().st_mtime,
+            "source": meta.get("source") or p.name,
+            "source_key": key,
+            "channels": "agent,customer" if nch == 2 else "agent",
+            "model": meta.get("model"),
+            "status": "truncated" if truncated else "complete",
+            "duration_s": meta.get("duration_s"),
+        }
+        if existing:
+            store.delete_call(existing)
+        return store.add_call(meta=call_meta, events=evs, audio_path=flac, redact=redact)
