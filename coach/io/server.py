@@ -10,6 +10,9 @@ Routes:
   visits could otherwise read the live call.
 - ``/overlay``: the browser overlay page (``?token=`` is passed on to its websocket).
 - ``/health``: ``{"ok": true, "clients": N, "dropped": N, "protocol": 1}``.
+- with a call store: everything else is the replay pages and JSON API
+  (:mod:`coach.io.replay`: ``/``, ``/calls/{id}``, ``/api/...``, ``/docs``), under the same
+  token.
 
 :class:`ServerThread` runs uvicorn in a background thread with its own event loop (the
 hub attaches to that loop in the app's lifespan); :func:`serve_forever` runs it in the
@@ -34,7 +37,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from coach.errors import CoachError
@@ -132,8 +135,9 @@ def _refusal(ws: WebSocket, token: str | None) -> str | None:
     return None
 
 
-def create_app(hub: Hub, *, token: str | None = None) -> Starlette:
-    """The service's Starlette app, fanning ``hub`` out on ``/ws``."""
+def create_app(hub: Hub, *, token: str | None = None, store: Any = None) -> Starlette:
+    """The service's Starlette app, fanning ``hub`` out on ``/ws``; with ``store`` (a
+    :class:`coach.store.Store`) it also serves the replay pages and API."""
     token = token or None
     page = _overlay_html()
 
@@ -178,14 +182,16 @@ def create_app(hub: Hub, *, token: str | None = None) -> Starlette:
              "protocol": PROTOCOL_VERSION}
         )
 
-    app = Starlette(
-        routes=[
-            WebSocketRoute("/ws", ws_endpoint),
-            Route("/overlay", overlay),
-            Route("/health", health),
-        ],
-        lifespan=lifespan,
-    )
+    routes: list[Any] = [
+        WebSocketRoute("/ws", ws_endpoint),
+        Route("/overlay", overlay),
+        Route("/health", health),
+    ]
+    if store is not None:
+        from coach.io.replay import create_replay_app
+
+        routes.append(Mount("", app=create_replay_app(store, token=token)))
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.hub = hub
     return app
 

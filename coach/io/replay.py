@@ -1,0 +1,653 @@
+"""Replay: the pages coaches use to go back over calls, and the JSON API behind them.
+
+:func:`create_replay_app` builds a FastAPI app over a :class:`coach.store.Store`:
+
+- pages ``/`` (the call list) and ``/calls/{id}`` (one call): static HTML and plain JS
+  modules from ``static/replay/``, with the front-end libraries vendored in
+  ``static/vendor/`` (see its VERSIONS.md). Nothing is loaded from a CDN; the pages'
+  Content-Security-Policy forbids it.
+- the JSON API under ``/api`` (documented at ``/openapi.json``; Swagger UI at ``/docs``
+  from the vendored swagger-ui-dist);
+- ``/api/calls/{id}/audio``: the stored FLAC with HTTP range requests, streamed from the
+  store a chunk at a time and stopped when the client goes away.
+
+:func:`coach.io.server.create_app` mounts it next to ``/ws``, ``/overlay`` and ``/health``
+when given a store; :func:`run_serve` is ``coach serve`` (replay only, no capture).
+
+Access follows ``coach live``: on loopback without a token, any local client may read,
+but requests must name a loopback host (a DNS-rebinding page cannot) and writes from a
+foreign web origin are refused; with a token, every route but the static assets needs it,
+as ``?token=`` (pages, audio, export links) or ``Authorization: Bearer`` (the API).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import re
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs, quote, urlsplit
+
+from fastapi import Body, FastAPI, HTTPException, Query, Request, Security
+from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.security import HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from coach.errors import AudioError
+from coach.io.httprange import RangeError, parse_range
+from coach.io.peaks import (
+    DEFAULT_BUCKETS,
+    MAX_BUCKETS,
+    PeaksCache,
+    compute_peaks,
+    open_store_audio,
+)
+from coach.io.server import DEFAULT_HOST, DEFAULT_PORT, check_bind, is_loopback
+
+__all__ = ["AUDIO_CHUNK", "create_replay_app", "run_serve"]
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "static"
+AUDIO_CHUNK = 256 * 1024
+"""Bytes per read from the store while streaming audio: small enough that a client that
+goes away stops the stream within one chunk, large enough to keep queries few."""
+AUDIO_MIME = "audio/flac"
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; "
+       "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+       "frame-ancestors 'none'")
+"""The pages' policy: our own origin only (wavesurfer styles its shadow DOM inline)."""
+DOCS_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
+
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",  # page URLs may carry the token
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": CSP,
+}
+_UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+_NOT_FOUND = re.compile(r"^no call |^call \S+ has no (note|cue) ")
+_BAD_INPUT = re.compile(r"^bad |^a note ")
+
+
+# -- API models -----------------------------------------------------------------------------
+
+
+class Message(BaseModel):
+    """An error: one line saying what went wrong."""
+
+    detail: str
+
+
+class CallRow(BaseModel):
+    """One call in the list."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(description="32-character hex id")
+    agent: str | None = None
+    started_at: datetime | None = Field(None, description="UTC start of the call")
+    duration_s: float | None = None
+    source: str | None = Field(None, description='file name, or "live"')
+    status: str = Field("complete", description='"complete", "recovered" or "truncated"')
+    score: float | None = Field(None, description="QA score 0-100, if scored")
+    cue_counts: dict[str, int] = Field(default_factory=dict, description="cue id -> count")
+    n_words: int = 0
+
+
+class CallList(BaseModel):
+    total: int = Field(description="calls matching the filters (all pages)")
+    calls: list[CallRow]
+
+
+class WordOut(BaseModel):
+    speaker: str
+    text: str
+    start: float
+    end: float
+    probability: float | None = None
+
+
+class CueOut(BaseModel):
+    idx: int = Field(description="position of the cue in the call (feedback uses it)")
+    id: str = Field(description="cue id from CUES.md")
+    t: float = Field(description="audio time (s) when the cue fired")
+    speaker: str | None = None
+    severity: str = Field(description='"info", "nudge" or "warn"')
+    title: str
+    advice: str
+    evidence: dict[str, Any] = Field(default_factory=dict,
+                                     description="triggering words and/or measured figures")
+    feedback: Literal["dismissed", "flagged"] | None = Field(
+        None, description="the agent's reaction to the cue during the call")
+    feedback_at: datetime | None = None
+
+
+class NoteOut(BaseModel):
+    id: int
+    t: float = Field(description="audio time (s) the note is about")
+    text: str
+    author: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class ProsodyOut(BaseModel):
+    speaker: str
+    t: float
+    f0_hz: float | None = None
+    loudness_db: float | None = None
+    wpm: float | None = None
+
+
+class CallDetail(CallRow):
+    """A call with everything the call page shows."""
+
+    channels: str | None = Field(None, description='"agent,customer" or "agent" (mono)')
+    model: str | None = None
+    audio_bytes: int = Field(0, description="size of the stored FLAC; 0: no audio")
+    words: list[WordOut]
+    cues: list[CueOut]
+    notes: list[NoteOut]
+    prosody: list[ProsodyOut]
+
+
+class CueType(BaseModel):
+    id: str
+    title: str
+    severity: str
+    enabled: bool
+
+
+class PeaksOut(BaseModel):
+    """Waveform peaks: the loudest |sample| (0..1) of each bucket, one list per channel."""
+
+    duration_s: float
+    sample_rate: int
+    speakers: list[str] = Field(description='channel order: ["agent", "customer"]')
+    channels: list[list[float]]
+
+
+NoteText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                            max_length=4000)]
+Author = Annotated[str, StringConstraints(strip_whitespace=True, max_length=80)]
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    t: Seconds = Field(description="audio time (s) the note is about")
+    text: NoteText
+    author: Author | None = None
+
+
+class NotePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    t: Seconds | None = None
+    text: NoteText | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> NotePatch:
+        if self.t is None and self.text is None:
+            raise ValueError("give text and/or t")
+        return self
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    feedback: Literal["dismissed", "flagged"] | None = Field(
+        description="null clears the feedback")
+
+
+# -- access ---------------------------------------------------------------------------------
+
+
+def _host_name(host_header: str) -> str:
+    """The host of a Host header (``[::1]:8765`` -> ``::1``)."""
+    h = host_header.strip()
+    if h.startswith("["):
+        return h[1:h.find("]")] if "]" in h else h
+    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+
+
+class _Guard:
+    """ASGI middleware applying the access rule of the module docstring."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.token = token or None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"][len(scope.get("root_path", "")):] or "/"
+        if not path.startswith("/static/"):
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                status, message = refusal
+                await _refuse(path, status, message)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}
+        if self.token:
+            given = _given_token(scope, headers)
+            if given is None:
+                return 401, ("unauthorized: this coach service needs its access token "
+                             "(add ?token=... to the address, or send Authorization: Bearer ...)")
+            if not hmac.compare_digest(given.encode(), self.token.encode()):
+                return 403, "forbidden: wrong access token"
+            return None
+        host = _host_name(headers.get("host", ""))
+        if not is_loopback(host):
+            return 403, (f"forbidden: this coach service answers only to localhost without "
+                         f"a token, not to {host or 'a request without a Host'!r}")
+        origin = headers.get("origin")
+        if scope["method"] in _UNSAFE_METHODS and origin is not None:
+            if origin == "null" or not is_loopback(urlsplit(origin).hostname or ""):
+                return 403, f"forbidden: changes from the web origin {origin!r} are refused"
+        return None
+
+
+def _given_token(scope: Scope, headers: dict[str, str]) -> str | None:
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    if query.get("token") and query["token"][0]:
+        return query["token"][0]
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def _refuse(path: str, status: int, message: str) -> Response:
+    headers = {"Cache-Control": "no-store"}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="coach"'
+    if path.startswith("/api/") or path == "/openapi.json":
+        return JSONResponse({"detail": message}, status, headers=headers)
+    return HTMLResponse(_message_page("Access refused", message), status,
+                        headers={**headers, **PAGE_HEADERS})
+
+
+def _message_page(title: str, message: str, back: str = "/") -> str:
+    from html import escape
+
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>coach — '
+            f'{escape(title)}</title><link rel="stylesheet" href="/static/replay/replay.css">'
+            f'<link rel="icon" href="/static/replay/favicon.svg" type="image/svg+xml">'
+            f'</head><body class="message"><main><h1>{escape(title)}</h1>'
+            f'<p>{escape(message)}</p><p><a href="{escape(back)}">All calls</a></p></main>'
+            f'</body></html>')
+
+
+# -- the app --------------------------------------------------------------------------------
+
+
+def _page(name: str) -> str:
+    return (STATIC / "replay" / name).read_text("utf-8")
+
+
+def _utc(d: datetime | None) -> datetime | None:
+    """Naive datetimes in a query are UTC."""
+    if d is not None and d.tzinfo is None:
+        return d.replace(tzinfo=UTC)
+    return d
+
+
+def _store_status(e: Exception) -> int:
+    """HTTP status of a StoreError: its one-line messages say which kind it is."""
+    message = str(e)
+    if _NOT_FOUND.match(message):
+        return 404
+    if _BAD_INPUT.match(message):
+        return 422
+    return 503  # the database is unreachable, locked, newer than us...
+
+
+def _safe_name(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-")[:60] or "call"
+
+
+def _cue_types() -> list[dict[str, Any]]:
+    from coach.playbook import load_playbook
+
+    pb = load_playbook()
+    return [{"id": c.id, "title": c.title, "severity": c.severity, "enabled": c.enabled}
+            for c in pb.cues.values()]
+
+
+def create_replay_app(store: Any, *, token: str | None = None) -> FastAPI:
+    """The replay pages and JSON API over ``store`` (see the module docstring). The
+    app applies the access rule itself (middleware); mount it or serve it as it is."""
+    from coach.store import StoreError
+
+    bearer = HTTPBearer(auto_error=False, description="the service's --token (if it has one)")
+    app = FastAPI(
+        title="coach replay API",
+        version="1",
+        summary="Calls recorded or analysed by coach: transcripts, cues, prosody, audio, "
+                "coach notes.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        dependencies=[Security(bearer)],
+    )
+    peaks_cache = PeaksCache()
+    pages = {name: _page(name) for name in ("list.html", "call.html")}
+    cue_types = _cue_types()
+
+    @app.exception_handler(StoreError)
+    async def _store_error(request: Request, e: Exception) -> JSONResponse:
+        status = _store_status(e)
+        if status == 503:
+            log.warning("replay: %s %s: %s", request.method, request.url.path, e)
+        return JSONResponse({"detail": str(e)}, status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input back, and a NaN in it cannot be JSON.
+        errors = [{"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")),
+                   "type": str(err.get("type", ""))} for err in e.errors()]
+        return JSONResponse({"detail": errors}, 422)
+
+    @app.exception_handler(AudioError)
+    async def _audio_error(request: Request, e: Exception) -> JSONResponse:
+        log.warning("replay: %s: %s", request.url.path, e)
+        return JSONResponse({"detail": str(e)}, 500)
+
+    def call_or_404(call_id: str) -> dict[str, Any]:
+        return store.get_call(call_id)  # StoreError("no call ...") -> 404 by the handler
+
+    def must_exist(call_id: str) -> None:
+        has_call = getattr(store, "has_call", None)  # cheap; not in the store contract
+        if has_call is None:
+            store.get_call(call_id)
+        elif not has_call(call_id):
+            raise StoreError(f"no call {call_id}")
+
+    # -- pages --
+
+    @app.get("/", include_in_schema=False)
+    def list_page() -> HTMLResponse:
+        return HTMLResponse(pages["list.html"], headers=PAGE_HEADERS)
+
+    @app.get("/calls/{call_id}", include_in_schema=False)
+    def call_page(call_id: str, request: Request) -> HTMLResponse:
+        try:
+            must_exist(call_id)
+        except StoreError as e:
+            status = _store_status(e)
+            title = "No such call" if status == 404 else "The call store is unavailable"
+            given = request.query_params.get("token")  # valid: the guard let it through
+            back = "/" + (f"?token={quote(given, safe='')}" if given else "")
+            return HTMLResponse(_message_page(title, str(e), back), status,
+                                headers=PAGE_HEADERS)
+        return HTMLResponse(pages["call.html"], headers=PAGE_HEADERS)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response((STATIC / "replay" / "favicon.svg").read_bytes(),
+                        media_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        given = request.query_params.get("token")
+        openapi = "/openapi.json" + (f"?token={quote(given, safe='')}" if given else "")
+        page = get_swagger_ui_html(
+            openapi_url=openapi,
+            title="coach replay API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/vendor/swagger-ui/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None, "tryItOutEnabled": False},
+        )
+        page.headers.update({**PAGE_HEADERS, "Content-Security-Policy": DOCS_CSP})
+        return page
+
+    # -- API: reading --
+
+    errors = {404: {"model": Message, "description": "no such call"}}
+
+    @app.get("/api/calls", response_model=CallList, tags=["calls"],
+             summary="List calls, newest first")
+    def list_calls(
+        agent: Annotated[str | None, Query(max_length=200)] = None,
+        since: Annotated[datetime | None, Query(
+            description="calls started at or after (ISO 8601; naive = UTC)")] = None,
+        until: Annotated[datetime | None, Query(
+            description="calls started at or before (ISO 8601; naive = UTC)")] = None,
+        cue: Annotated[str | None, Query(max_length=64, description="calls with this cue id")
+                       ] = None,
+        min_score: Annotated[float | None, Query(ge=0, le=100)] = None,
+        max_score: Annotated[float | None, Query(ge=0, le=100)] = None,
+        q: Annotated[str | None, Query(max_length=200, description="words in the transcript")
+                     ] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        if min_score is not None and max_score is not None and min_score > max_score:
+            raise HTTPException(422, "min_score is above max_score")
+        since, until = _utc(since), _utc(until)
+        if since is not None and until is not None and since > until:
+            raise HTTPException(422, "since is after until")
+        rows, total = store.list_calls(
+            agent=agent or None, since=since, until=until, cue=cue or None,
+            min_score=min_score, max_score=max_score, q=(q or "").strip() or None,
+            limit=limit, offset=offset)
+        return {"total": total, "calls": rows}
+
+    @app.get("/api/agents", response_model=list[str], tags=["calls"],
+             summary="Agent names, for the list filter")
+    def agents() -> list[str]:
+        return store.agents()
+
+    @app.get("/api/cue-types", response_model=list[CueType], tags=["calls"],
+             summary="Cue ids of the default playbook, with their titles and severities")
+    def list_cue_types() -> list[dict[str, Any]]:
+        return cue_types
+
+    @app.get("/api/calls/{call_id}", response_model=CallDetail, responses=errors,
+             tags=["calls"], summary="One call: words, cues, notes and prosody")
+    def get_call(call_id: str) -> dict[str, Any]:
+        call = call_or_404(call_id)
+        return {**call, "prosody": store.prosody(call_id)}
+
+    @app.get("/api/calls/{call_id}/peaks", response_model=PeaksOut, responses=errors,
+             tags=["audio"], summary="Waveform peaks per channel (agent, customer)")
+    def peaks(call_id: str,
+              n: Annotated[int, Query(ge=10, le=MAX_BUCKETS)] = DEFAULT_BUCKETS
+              ) -> dict[str, Any]:
+        size = store.audio_size(call_id)  # StoreError("no call ...") if absent
+        if size == 0:
+            raise HTTPException(404, f"call {call_id} has no audio")
+
+        def compute():  # type: ignore[no-untyped-def]
+            return compute_peaks(open_store_audio(
+                lambda a, b: store.read_audio(call_id, a, b), size), n)
+
+        p = peaks_cache.get((call_id, n), compute)
+        speakers = ["agent", "customer"][:len(p.channels)]
+        return {**p.to_dict(), "speakers": speakers}
+
+    @app.head("/api/calls/{call_id}/audio", include_in_schema=False)
+    @app.get("/api/calls/{call_id}/audio", tags=["audio"],
+             summary="The call's audio (FLAC: agent left, customer right)",
+             description="Supports `Range: bytes=...` (one range; 206 with Content-Range) "
+                         "and `If-Range`; HEAD gives the headers alone.",
+             response_class=Response,
+             responses={200: {"content": {AUDIO_MIME: {}}, "description": "all of it"},
+                        206: {"content": {AUDIO_MIME: {}},
+                              "description": "the requested byte range"},
+                        404: {"model": Message, "description": "no call, or no audio"},
+                        416: {"model": Message, "description": "range not satisfiable"}})
+    async def audio(call_id: str, request: Request) -> Response:
+        size = await run_in_threadpool(store.audio_size, call_id)
+        if size == 0:
+            raise HTTPException(404, f"call {call_id} has no audio")
+        etag = f'"{call_id}-{size}"'
+        headers = {"Accept-Ranges": "bytes", "ETag": etag,
+                   "Cache-Control": "private, max-age=3600"}
+        header = request.headers.get("range")
+        if_range = request.headers.get("if-range")
+        if if_range is not None and if_range.strip() != etag:
+            header = None  # the client's copy is another version: send it all
+        try:
+            span = parse_range(header, size)
+        except RangeError as e:
+            return JSONResponse({"detail": f"range not satisfiable: {e}"}, 416,
+                                headers={**headers, "Content-Range": f"bytes */{size}"})
+        start, end, status = (0, size, 200) if span is None else (span.start, span.end, 206)
+        headers["Content-Length"] = str(end - start)
+        if span is not None:
+            headers["Content-Range"] = span.content_range
+        if request.method == "HEAD":
+            return Response(status_code=status, headers=headers, media_type=AUDIO_MIME)
+        return StreamingResponse(_stream(store, call_id, start, end, request), status,
+                                 headers=headers, media_type=AUDIO_MIME)
+
+    @app.get("/api/calls/{call_id}/export.{fmt}", tags=["calls"], response_class=Response,
+             summary="The call as JSON, WebVTT or SRT subtitles, or a CSV of its cues",
+             responses={200: {"content": {"application/json": {}, "text/vtt": {},
+                                          "application/x-subrip": {}, "text/csv": {}}},
+                        404: {"model": Message, "description": "no call, or unknown format"}})
+    def export(call_id: str,
+               fmt: Annotated[str, PathParam(description="json, vtt, srt or csv")]
+               ) -> Response:
+        from coach.store.export import FORMATS
+
+        if fmt not in FORMATS:
+            raise HTTPException(404, f"unknown export format {fmt!r} "
+                                     f"({', '.join(FORMATS)})")
+        call = call_or_404(call_id)
+        render, mime = FORMATS[fmt]
+        body = render(call)
+        when = str(call.get("started_at") or "")[:16].replace(":", "")
+        name = _safe_name(f"coach-{when}-{call.get('agent') or 'call'}-{call_id[:8]}")
+        return Response(body, media_type=mime, headers={
+            "Content-Disposition": f'attachment; filename="{name}.{fmt}"',
+            "Cache-Control": "no-store"})
+
+    # -- API: writing --
+
+    @app.post("/api/calls/{call_id}/notes", response_model=NoteOut, status_code=201,
+              responses={**errors, 422: {"description": "bad note"}}, tags=["notes"],
+              summary="Add a coach note at a time of the call")
+    def add_note(call_id: str, note: NoteIn) -> dict[str, Any]:
+        call = call_or_404(call_id)
+        _check_time(note.t, call)
+        return store.add_note(call_id, note.t, note.text, author=note.author or None)
+
+    @app.patch("/api/calls/{call_id}/notes/{note_id}", response_model=NoteOut,
+               responses={404: {"model": Message, "description": "no such call or note"}},
+               tags=["notes"], summary="Edit a note's text and/or time")
+    def update_note(call_id: str, note_id: int, patch: NotePatch) -> dict[str, Any]:
+        call = call_or_404(call_id)
+        if patch.t is not None:
+            _check_time(patch.t, call)
+        return store.update_note(call_id, note_id, text=patch.text, t=patch.t)
+
+    @app.delete("/api/calls/{call_id}/notes/{note_id}", status_code=204,
+                responses={404: {"model": Message, "description": "no such call or note"}},
+                tags=["notes"], summary="Delete a note")
+    def delete_note(call_id: str, note_id: int) -> Response:
+        store.delete_note(call_id, note_id)  # StoreError: no call, or no such note
+        return Response(status_code=204)
+
+    @app.put("/api/calls/{call_id}/cues/{idx}/feedback", response_model=CueOut,
+             responses={404: {"model": Message, "description": "no such call or cue"}},
+             tags=["calls"], summary="Set or clear the feedback on a cue")
+    def set_feedback(call_id: str, idx: int,
+                     body: Annotated[FeedbackIn, Body()]) -> dict[str, Any]:
+        call = call_or_404(call_id)
+        cue = next((c for c in call["cues"] if c["idx"] == idx), None)
+        if cue is None:
+            raise HTTPException(404, f"no cue {idx} in call {call_id}")
+        store.set_feedback(call_id, idx, body.feedback)
+        return {**cue, "feedback": body.feedback}
+
+    app.mount("/static/replay", StaticFiles(directory=STATIC / "replay"), name="replay-static")
+    app.mount("/static/vendor", StaticFiles(directory=STATIC / "vendor"), name="vendor")
+    app.state.store = store
+    app.add_middleware(_Guard, token=token)
+    return app
+
+
+def _check_time(t: float, call: dict[str, Any]) -> None:
+    duration = call.get("duration_s")
+    if isinstance(duration, (int, float)) and math.isfinite(duration) and t > duration + 0.5:
+        raise HTTPException(422, f"t={t:g} s is past the end of the call ({duration:.1f} s)")
+
+
+async def _stream(store: Any, call_id: str, start: int, end: int,
+                  request: Request) -> AsyncIterator[bytes]:
+    """Bytes [start, end) of a call's audio, a chunk at a time, until the client leaves."""
+    pos = start
+    while pos < end:
+        if await request.is_disconnected():
+            log.info("replay: audio client of %s left at byte %d of %d", call_id, pos, end)
+            return
+        data = await run_in_threadpool(store.read_audio, call_id, pos,
+                                       min(pos + AUDIO_CHUNK, end))
+        if not data:
+            log.warning("replay: audio of %s ends at byte %d, expected %d", call_id, pos, end)
+            return
+        yield data
+        pos += len(data)
+
+
+
+# -- coach serve ----------------------------------------------------------------------------
+
+
+def run_serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str | None = None,
+              db_url: str | None = None, data_dir: Path | None = None) -> int:
+    """``coach serve``: the replay pages and API (no live capture) until Ctrl-C.
+
+    Same binding rule as ``coach live`` (beyond loopback only with a token). Recordings
+    left in ``DATA_DIR/live`` by a ``coach live`` that was killed are imported first.
+    Raises CoachError (one line) for a refused bind, a taken port or a bad database."""
+    from coach.io.hub import Hub
+    from coach.io.server import create_app, serve_forever
+    from coach.store import default_data_dir, open_store
+    from coach.store.importer import recover
+
+    check_bind(host, token)
+    store = open_store(db_url, data_dir)
+    try:
+        live_dir = Path(data_dir or default_data_dir()) / "live"
+        recovered = recover(store, live_dir)
+        if recovered:
+            print(f"coach: imported {len(recovered)} recorded call"
+                  f"{'s' if len(recovered) != 1 else ''} from {live_dir}", file=sys.stderr)
+        app = create_app(Hub(), token=token, store=store)
+        shown = f"[{host}]" if ":" in host else host
+        hint = " (add ?token=YOUR_TOKEN)" if token else ""
+        print(f"coach: replay on http://{shown}:{port}/{hint}, calls from {store.url}; "
+              f"Ctrl-C to stop", file=sys.stderr)
+        serve_forever(app, host, port)
+    except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: not an error
+        pass
+    finally:
+        store.close()
+    return 0

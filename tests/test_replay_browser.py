@@ -1,0 +1,327 @@
+"""The replay pages in real headless Chromium (Debian's /usr/bin/chromium driven by
+playwright), over a real store holding a demo call analysed by the real pipeline.
+
+Screenshots go to tests/artifacts/ (git-ignored)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coach.io.hub import Hub
+from coach.io.server import ServerThread, create_app
+from coach.store import open_store
+from coach.store.importer import save_analysis
+from tests.replay_data import DEMO, SAMPLES, pipeline_events
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+pytestmark = [
+    pytest.mark.slow,  # the demo call goes through Whisper once (~20 s), then a few s each
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (/usr/bin/chromium)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright client")
+
+
+@pytest.fixture(scope="module")
+def calls(tmp_path_factory, transcriber, vad):
+    """A store with the demo call (real audio, real pipeline events) and a quiet call."""
+    store = open_store(f"sqlite:///{tmp_path_factory.mktemp('replay-ui') / 'coach.db'}")
+    audio = SAMPLES / f"{DEMO}.flac"
+    demo = save_analysis(store, audio, pipeline_events(audio, transcriber, vad),
+                         {"agent": "Dana", "started_at": "2025-03-04T09:30:00Z",
+                          "model": transcriber.name})
+    store.set_score(demo, 34)
+    cues = store.get_call(demo)["cues"]
+    store.set_feedback(demo, cues[-1]["idx"], "flagged")   # as an overlay would record them
+    store.set_feedback(demo, cues[-2]["idx"], "dismissed")
+    quiet = store.add_call(
+        meta={"agent": "Sam", "started_at": "2025-03-05T11:00:00Z", "source": "quiet.flac"},
+        events=[{"type": "word", "speaker": "agent", "text": w, "start": i * 0.5,
+                 "end": i * 0.5 + 0.4, "final": True}
+                for i, w in enumerate("thanks for calling how can I help".split())],
+        audio_path=None)
+    yield store, {"demo": demo, "quiet": quiet}
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def server(calls):
+    store, _ = calls
+    with ServerThread(create_app(Hub(), store=store), "127.0.0.1", 0) as st:
+        yield st
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--mute-audio"])
+        yield b
+        b.close()
+
+
+class Page:
+    """A fresh page that records console errors and every URL it requests."""
+
+    def __init__(self, browser, base: str) -> None:  # type: ignore[no-untyped-def]
+        self.context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                           timezone_id="Europe/Berlin")
+        self.page = self.context.new_page()
+        self.base = base
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("response", lambda r: self.errors.append(f"{r.status} {r.url}")
+                     if r.status >= 400 else None)
+
+    def open(self, path: str) -> Any:
+        self.page.goto(self.base + path)
+        self.page.wait_for_selector("body[data-state=ready]", timeout=15000)
+        return self.page
+
+    def close(self) -> None:
+        self.context.close()
+
+    def check_clean(self) -> None:
+        assert not self.errors, self.errors
+        foreign = [u for u in self.requests if not u.startswith((self.base, "data:", "blob:"))]
+        assert not foreign, f"requests outside the service: {foreign}"
+
+
+@pytest.fixture
+def tab(browser, server):
+    t = Page(browser, server.url)
+    yield t
+    t.close()
+
+
+def api_get(server, path: str) -> Any:  # type: ignore[no-untyped-def]
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", path)
+    return json.loads(conn.getresponse().read())
+
+
+def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def rows(page) -> list[str]:  # type: ignore[no-untyped-def]
+    return page.eval_on_selector_all("table.calls tbody tr", "trs => trs.map(r => r.dataset.id)")
+
+
+def wait_rows(page, want: list[str]) -> None:  # type: ignore[no-untyped-def]
+    page.wait_for_function(
+        "want => JSON.stringify([...document.querySelectorAll('table.calls tbody tr')]"
+        ".map(r => r.dataset.id)) === JSON.stringify(want)", arg=want, timeout=5000)
+
+
+def test_list_filters_by_cue_and_opens_a_call(tab, calls):
+    store, ids = calls
+    cue = store.get_call(ids["demo"])["cues"][0]["id"]
+    page = tab.open("/")
+    assert rows(page) == [ids["quiet"], ids["demo"]]
+    assert page.inner_text("#range") == "1–2 of 2 calls"
+    shot(page, "replay-list.png")
+    page.select_option("select[name=cue]", cue)
+    page.wait_for_function("n => document.querySelectorAll('table.calls tbody tr').length === n",
+                           arg=1)
+    assert rows(page) == [ids["demo"]]
+    assert f"cue={cue}" in page.url  # the filter survives a reload / a shared link
+    page.reload()
+    page.wait_for_selector("body[data-state=ready]")
+    assert rows(page) == [ids["demo"]]
+    assert page.input_value("select[name=cue]") == cue
+    page.fill("input[name=q]", "zebra crossing")
+    page.wait_for_selector(".empty")
+    assert "No calls match" in page.inner_text(".empty")
+    page.fill("input[name=q]", "")
+    page.wait_for_function("() => document.querySelectorAll('table.calls tbody tr').length === 1")
+    # dates are the reader's days: the demo call started 10:30 in Berlin on 4 March
+    page.select_option("select[name=cue]", "")
+    wait_rows(page, [ids["quiet"], ids["demo"]])
+    page.fill("input[name=from]", "2025-03-05")
+    wait_rows(page, [ids["quiet"]])
+    page.fill("input[name=from]", "2025-03-04")
+    page.fill("input[name=to]", "2025-03-04")
+    wait_rows(page, [ids["demo"]])
+    assert "10:30" in page.inner_text("td.when a")
+    page.click(f"tr[data-id='{ids['demo']}'] td.agent")
+    page.wait_for_url(f"**/calls/{ids['demo']}")
+    page.wait_for_selector("body[data-state=ready]", timeout=15000)
+    assert "Dana" in page.inner_text("#title")
+    tab.check_clean()
+
+
+def _waveform_ink(page) -> list[int]:  # type: ignore[no-untyped-def]
+    """Non-transparent pixels in each waveform canvas (wavesurfer draws in a shadow DOM)."""
+    return page.evaluate("""() => {
+        const host = document.querySelector('#waveform > div');
+        const canvases = [...host.shadowRoot.querySelectorAll('.canvases canvas')];
+        return canvases.map((c) => {
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+            return n;
+        });
+    }""")
+
+
+def assert_aligned(page) -> None:  # type: ignore[no-untyped-def]
+    """The waveform, the cue lane and both curves share one time axis (same x extent)."""
+    page.wait_for_timeout(100)  # let a pending resize settle
+    wave = page.locator("#waveform").bounding_box()
+    for other in ("#pitch-chart .u-over", "#pace-chart .u-over", "#cue-lane", "#overlay"):
+        box = page.locator(other).bounding_box()
+        assert abs(box["x"] - wave["x"]) <= 1.5, (other, box, wave)
+        assert abs(box["width"] - wave["width"]) <= 1.5, (other, box, wave)
+
+
+def test_call_page_cue_marker_plays_its_evidence(tab, calls, server):
+    store, ids = calls
+    call = api_get(server, f"/api/calls/{ids['demo']}")
+    with_words = [c for c in call["cues"] if len(c["evidence"].get("words", [])) >= 2]
+    cue = with_words[0]
+    evidence = sorted(cue["evidence"]["words"], key=lambda w: w["start"])
+    page = tab.open(f"/calls/{ids['demo']}")
+
+    # two waveforms (agent, customer) with ink in both, lined up with the curves
+    ink = _waveform_ink(page)
+    assert len(ink) >= 2 and all(n > 500 for n in ink), ink
+    assert_aligned(page)
+    assert page.locator(".marker").count() == len(call["cues"])
+    # the agent's feedback during the call shows on the cue cards and markers
+    flagged, dismissed = call["cues"][-1]["idx"], call["cues"][-2]["idx"]
+    assert "flagged it as wrong" in page.inner_text(f".cue-card.flagged[data-idx='{flagged}']")
+    assert "dismissed" in page.inner_text(f".cue-card.dismissed[data-idx='{dismissed}']")
+    assert page.locator(f".marker.flagged[data-idx='{flagged}']").count() == 1
+    assert page.locator(".cue-card .fb-badge").count() == 2
+    assert page.locator(".seg.agent").count() > 0 and page.locator(".seg.customer").count() > 0
+
+    page.click(f".marker[data-idx='{cue['idx']}']")
+    page.wait_for_function("() => !document.getElementById('audio').paused")
+    t = page.evaluate("() => { const a = document.getElementById('audio'); a.pause(); "
+                      "return a.currentTime; }")
+    assert evidence[0]["start"] - 0.05 <= t <= evidence[0]["start"] + 1.5, (t, evidence[0])
+    highlighted = page.eval_on_selector_all(".w.evidence", "els => els.map(e => e.textContent)")
+    assert highlighted == [w["text"] for w in evidence]
+    assert page.locator(f".cue-card.active[data-idx='{cue['idx']}']").count() == 1
+    assert page.locator(".span-band").count() >= 1
+    # the transcript follows: the word being played is marked
+    now = page.eval_on_selector_all(".w.now", "els => els.map(e => +e.dataset.start)")
+    assert now and all(abs(s - t) < 2.0 for s in now), (now, t)
+    shot(page, "replay-call.png")
+
+    # a cue whose evidence is figures only seeks to the cue time
+    figures = [c for c in call["cues"] if not c["evidence"].get("words")]
+    if figures:
+        page.click(f".marker[data-idx='{figures[0]['idx']}']")
+        t = page.evaluate("() => { const a = document.getElementById('audio'); a.pause(); "
+                          "return a.currentTime; }")
+        assert figures[0]["t"] - 0.05 <= t <= figures[0]["t"] + 1.5
+        assert page.locator(".w.evidence").count() == 0
+    tab.check_clean()
+
+
+def _notes(page) -> list[str]:  # type: ignore[no-untyped-def]
+    return page.eval_on_selector_all(".note .body", "els => els.map(e => e.textContent)")
+
+
+def test_notes_add_reload_edit_delete(tab, calls):
+    store, ids = calls
+    page = tab.open(f"/calls/{ids['demo']}")
+    page.evaluate("() => { document.getElementById('audio').currentTime = 20; }")
+    page.wait_for_function("() => document.getElementById('note-add').textContent.includes('0:20.0')")
+    page.fill("#note-text", "Blame shift: coach on owning the delay.")
+    page.fill("#note-author", "Kim")
+    page.click("#note-add")
+    page.wait_for_selector(".note")
+    assert _notes(page) == ["Blame shift: coach on owning the delay."]
+    assert page.inner_text(".note .t") == "0:20.0"
+    assert page.locator(".note-marker").count() == 1
+
+    page.reload()
+    page.wait_for_selector("body[data-state=ready]", timeout=15000)
+    assert _notes(page) == ["Blame shift: coach on owning the delay."]
+    assert page.inner_text(".note .by") == "Kim"
+    stored = store.get_call(ids["demo"])["notes"]
+    assert [(n["t"], n["author"]) for n in stored] == [(20.0, "Kim")]
+
+    page.click(".note button:has-text('Edit')")
+    page.fill(".note textarea", "Blame shift at 0:18: own the delay first.")
+    page.fill(".note input[aria-label='note time']", "0:18.5")
+    assert_aligned(page)
+    shot(page, "replay-notes-edit.png")
+    page.click(".note button:has-text('Save')")
+    page.wait_for_selector(".note .body")
+    assert _notes(page) == ["Blame shift at 0:18: own the delay first."]
+    page.reload()
+    page.wait_for_selector("body[data-state=ready]", timeout=15000)
+    assert _notes(page) == ["Blame shift at 0:18: own the delay first."]
+    assert page.inner_text(".note .t") == "0:18.5"
+
+    page.click(".note button:has-text('Delete')")
+    assert _notes(page) == ["Blame shift at 0:18: own the delay first."]  # asks first
+    page.click(".note button:has-text('Delete?')")
+    page.wait_for_selector(".note", state="detached")
+    assert page.locator(".note-marker").count() == 0
+    page.reload()
+    page.wait_for_selector("body[data-state=ready]", timeout=15000)
+    assert _notes(page) == []
+    assert store.get_call(ids["demo"])["notes"] == []
+    page.set_viewport_size({"width": 1000, "height": 900})  # narrower: still one time axis
+    assert_aligned(page)
+    tab.check_clean()
+
+
+def test_call_without_audio_and_unknown_call(tab, calls):
+    _, ids = calls
+    page = tab.open(f"/calls/{ids['quiet']}")
+    assert page.is_visible("#noaudio")
+    assert page.inner_text(".seg.agent .text").startswith("thanks for calling")
+    assert page.is_disabled("#play")
+    shot(page, "replay-call-no-audio.png")
+    tab.check_clean()
+    page.goto(tab.base + "/calls/0123456789abcdef")
+    assert "No such call" in page.inner_text("h1")
+
+
+def test_api_docs_render_from_local_assets(tab):
+    page = tab.page
+    page.goto(tab.base + "/docs")
+    page.wait_for_selector(".opblock", timeout=15000)
+    assert page.locator(".opblock").count() >= 10
+    assert "coach replay API" in page.inner_text(".information-container")
+    tab.check_clean()
+
+
+def test_remote_access_with_a_token(browser, calls):
+    """Opened as /?token=...: the API calls carry it (Bearer), links and audio (?token=)."""
+    store, ids = calls
+    with ServerThread(create_app(Hub(), token="t0ken", store=store), "127.0.0.1", 0) as st:
+        tab = Page(browser, st.url)
+        try:
+            refused = tab.page.goto(st.url + "/")
+            assert refused is not None and refused.status == 401
+            tab.errors.clear()
+            page = tab.open("/?token=t0ken")
+            assert rows(page) == [ids["quiet"], ids["demo"]]
+            page.click(f"tr[data-id='{ids['demo']}'] td.agent")
+            page.wait_for_url(f"**/calls/{ids['demo']}?token=t0ken")
+            page.wait_for_selector("body[data-state=ready]", timeout=15000)
+            assert _waveform_ink(page)
+            page.click(".marker >> nth=0")
+            page.wait_for_function("() => document.getElementById('audio').currentTime > 0")
+            page.evaluate("() => document.getElementById('audio').pause()")
+            href = page.get_attribute("#exp-vtt", "href")
+            assert href.endswith("/export.vtt?token=t0ken")
+            assert page.get_attribute("#back", "href") == "/?token=t0ken"
+            tab.check_clean()
+        finally:
+            tab.close()
