@@ -81,7 +81,8 @@ def _analyze(args: argparse.Namespace) -> int:
             else:
                 call_id = save_analysis(store, args.file, kept,
                                         {"agent": args.agent, "model": transcriber.name,
-                                         "agent_channel": args.agent_channel})
+                                         "agent_channel": args.agent_channel,
+                                         "playbook": playbook})
                 print(f"coach: saved as call {call_id} in {store.url}", file=sys.stderr)
     return 0
 
@@ -181,7 +182,7 @@ def _live(args: argparse.Namespace) -> int:
             from coach.store.importer import import_recording
 
             call_id = import_recording(store, session.recorder.dir, agent=args.agent,
-                                       idle_s=0.0)
+                                       idle_s=0.0, playbook=playbook)
             if call_id:
                 print(f"coach: stored as call {call_id} (replay: http://{args.host}:"
                       f"{args.port}/calls/{call_id} while `coach serve` runs)", file=sys.stderr)

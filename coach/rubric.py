@@ -76,6 +76,7 @@ it and booked a call-back, with one stretch of dead air (-8), scores 100-28-17-8
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -643,3 +644,31 @@ def _judge(step: str, problem: bool, good: list[dict[str, Any]], bad: list[Cue],
     if good:
         return StepResult("met", good, _MET_NOTES[step], 0.0)
     return StepResult("missed", [], _MISSED_NOTES[step], STEP_POINTS)
+
+
+def score_events(events: Iterable[Any], playbook: Playbook, *,
+                 duration_s: float | None = None) -> CallScore:
+    """:func:`score_call` on an event stream: event objects or their JSON dicts (as in
+    ``events.jsonl`` or ``coach analyze --format jsonl``). Non-final words are ignored."""
+    words: list[Word] = []
+    cues: list[Cue] = []
+    end = 0.0
+    for e in events:
+        d = e.to_dict() if hasattr(e, "to_dict") else e
+        if not isinstance(d, dict):
+            continue
+        kind = d.get("type")
+        try:
+            if kind == "word" and d.get("final", True) and d.get("speaker") in (AGENT, CUSTOMER):
+                w = Word(d["speaker"], str(d.get("text", "")), float(d["start"]),
+                         float(d["end"]), True, float(d.get("probability") or 1.0))
+                words.append(w)
+                end = max(end, w.end)
+            elif kind == "cue" and d.get("speaker") in (AGENT, CUSTOMER):
+                cues.append(Cue(str(d["id"]), float(d["t"]), d["speaker"],
+                                d.get("severity", "nudge"), str(d.get("title", "")),
+                                str(d.get("advice", "")), dict(d.get("evidence") or {})))
+                end = max(end, cues[-1].t)
+        except (KeyError, TypeError, ValueError):
+            continue  # a malformed event is not evidence
+    return score_call(words, cues, playbook, duration_s=duration_s or end)

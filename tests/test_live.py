@@ -242,6 +242,7 @@ def test_coach_live_end_to_end_over_a_real_websocket(tmp_path):
     with open_store(f"sqlite:///{tmp_path / 'coach.db'}") as store:
         rows, total = store.list_calls()
         assert total == 1 and rows[0]["agent"] == "Dana" and rows[0]["status"] == "complete"
+        assert rows[0]["score"] is not None and rows[0]["score"] < 30
         call = store.get_call(rows[0]["id"])
         assert store.audio_size(call["id"]) > 100_000
         assert {c["id"] for c in call["cues"]} >= {"qualified-apology", "empty-promise"}

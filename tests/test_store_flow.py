@@ -43,6 +43,8 @@ def test_analyze_save_then_list_and_export(tmp_path):
     row = listing["calls"][0]
     assert row["agent"] == "Sam" and row["source"] == demo.name
     assert row["cue_counts"].get("qualified-apology", 0) >= 1
+    # scored on the QA rubric on the way in: every apology in this call goes wrong
+    assert row["score"] is not None and row["score"] < 30
     # saving the same recording again keeps the stored call rather than adding a copy
     r = _coach("analyze", str(demo), "--save", "--agent", "Sam", "--format", "jsonl", env=env)
     assert r.returncode == 0, r.stderr

@@ -438,6 +438,21 @@ def _transcode(path: Path, dest: Path, *, agent_channel: str = "left"
     return frames / AUDIO_RATE, nch, call.ended_early_at
 
 
+def _rubric_score(events: list[dict[str, Any]], duration_s: float | None,
+                  playbook: Any = None) -> float | None:
+    """The QA rubric's 0-100 score of a call on its way into the store, so the call list
+    can be filtered and sorted by it (the default playbook unless one is given)."""
+    from coach.playbook import load_playbook
+    from coach.rubric import score_events
+
+    try:
+        pb = playbook if playbook is not None else load_playbook(None)
+        return score_events(events, pb, duration_s=duration_s).score
+    except CoachError as exc:  # a bad team playbook must not lose the recording
+        log.warning("coach: call not scored: %s", exc)
+        return None
+
+
 def _write_marker(folder: Path, call_id: str, store: Store) -> None:
     try:
         tmp = folder / "imported.json.tmp"
@@ -449,7 +464,8 @@ def _write_marker(folder: Path, call_id: str, store: Store) -> None:
 
 
 def _import_folder(store: Store, folder: Path, *, agent: str | None,
-                   redact: RedactOptions | None, idle_s: float) -> ImportResult:
+                   redact: RedactOptions | None, idle_s: float,
+                   playbook: Any = None) -> ImportResult:
     if not folder.is_dir():
         raise StoreError(f"{folder}: no such folder")
     if not is_recording(folder):
@@ -528,6 +544,7 @@ def _import_folder(store: Store, folder: Path, *, agent: str | None,
             "model": meta.get("model"),
             "status": "complete" if finished else "recovered",
             "duration_s": duration,
+            "score": _rubric_score(events, duration, playbook),
         }
         try:
             call_id = store.add_call(meta=call_meta, events=events, audio_path=audio_path,
@@ -547,11 +564,12 @@ def _first_mtime(folder: Path) -> float:
 
 def import_recording(store: Store, folder: str | os.PathLike[str], *,
                      agent: str | None = None, redact: RedactOptions | None = None,
-                     idle_s: float = 10.0) -> str | None:
+                     idle_s: float = 10.0, playbook: Any = None) -> str | None:
     """Import one recording folder; the new call id, or None when it was skipped
     (already imported, still being recorded, empty). Writes ``imported.json`` into the
     folder after a successful import."""
-    res = _import_folder(store, Path(folder), agent=agent, redact=redact, idle_s=idle_s)
+    res = _import_folder(store, Path(folder), agent=agent, redact=redact, idle_s=idle_s,
+                         playbook=playbook)
     return res.call_id if res.outcome == "imported" else None
 
 
@@ -626,7 +644,8 @@ def save_analysis(store: Store, path: str | os.PathLike[str], events: Iterable[A
                   meta: dict[str, Any] | None = None, *, redact: RedactOptions | None = None,
                   replace: bool = False) -> str:
     """Store a call analysed by ``coach analyze --save``: its events and its audio as a
-    16 kHz FLAC (agent left, customer right). ``meta`` may set agent, started_at (default:
+    16 kHz FLAC (agent left, customer right), scored on the QA rubric (``meta["playbook"]``,
+    else the default playbook). ``meta`` may set agent, started_at (default:
     the file's modification time), model and ``agent_channel`` (as analysed). A file stored
     before (same bytes) returns its existing id, or is replaced with ``replace=True``."""
     p = Path(path)
@@ -654,6 +673,8 @@ def save_analysis(store: Store, path: str | os.PathLike[str], events: Iterable[A
             "model": meta.get("model"),
             "status": "truncated" if truncated else "complete",
             "duration_s": meta.get("duration_s"),
+            "score": meta["score"] if "score" in meta else _rubric_score(
+                evs, meta.get("duration_s") or seconds, meta.get("playbook")),
         }
         if existing:
             store.delete_call(existing)
