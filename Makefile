@@ -48,6 +48,7 @@ bench: setup
 	$(BIN)/python bench/pitch_bench.py --json bench/out/pitch.json
 	$(BIN)/python bench/cue_bench.py --json bench/out/cues.json
 	$(BIN)/python bench/live_bench.py --json bench/out/live.json
+	$(BIN)/python bench/store_bench.py --pg --json bench/out/store.json
 
 samples: setup sysdeps
 	$(BIN)/python audio_samples/make_calls.py
