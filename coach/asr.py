@@ -23,7 +23,7 @@ from coach.asr_types import AsrResult, AsrWord, Transcriber, VoiceDetector
 from coach.audio import SAMPLE_RATE
 from coach.events import Activity, Event, Speaker, Turn, Word
 
-__all__ = ["StreamingOptions", "StreamingRecognizer"]
+__all__ = ["StreamingOptions", "StreamingRecognizer", "clean_pass"]
 
 _SENTENCE_END = (".", "?", "!")
 
@@ -294,6 +294,23 @@ class StreamingRecognizer:
         self._buf_len = audio.size
         self._last_pass = 0
         self._tail = []
+
+
+def clean_pass(result: AsrResult, options: StreamingOptions) -> list[AsrWord]:
+    """The words of one unprefixed pass that the streaming policy would trust: none for a
+    hallucination on noise, a decoder loop cut where it starts repeating (none if no
+    repetition is found), a phrase said twice in a row kept once. QA's fast mode uses it
+    on its packed windows, so both paths reject the same failures."""
+    o = options
+    if result.no_speech_prob > o.no_speech_max and result.avg_logprob < o.logprob_min:
+        return []
+    words = list(result.words)
+    if result.compression_ratio > o.compression_max:
+        cut = _loop_start(words)
+        if cut is None:
+            return []
+        words = words[:cut]
+    return words[:_repeat_cut([], words)]
 
 
 def _drop_replay(committed: list[Word], new: list[AsrWord]) -> list[AsrWord]:

@@ -139,7 +139,14 @@ class WhisperTranscriber:
     def model(self):  # the faster-whisper model, for the offline reference in benchmarks
         return self._model
 
-    def transcribe(self, audio: np.ndarray, *, prompt: str = "", prefix: str = "") -> AsrResult:
+    @property
+    def beam_size(self) -> int:
+        return self._beam
+
+    def transcribe(self, audio: np.ndarray, *, prompt: str = "", prefix: str = "",
+                   beam_size: int | None = None) -> AsrResult:
+        """One pass; ``beam_size`` overrides the model's default for this pass only (QA's
+        fast mode decodes greedily and retries a looping pass with a beam)."""
         from faster_whisper.transcribe import get_compression_ratio, merge_punctuations
 
         audio = np.asarray(audio, dtype=np.float32)
@@ -160,7 +167,8 @@ class WhisperTranscriber:
         tokens += list(tok.sot_sequence) + [tok.no_timestamps]
         prefix_tokens = tok.encode(" " + prefix.strip()) if prefix.strip() else []
         res = self._model.model.generate(
-            enc, [tokens + prefix_tokens], beam_size=self._beam,
+            enc, [tokens + prefix_tokens],
+            beam_size=self._beam if beam_size is None else max(1, int(beam_size)),
             # nobody says more than ~7 tokens a second: a longer output is a loop
             max_length=min(448, len(tokens) + len(prefix_tokens) + int(8 * n / 16000) + 10),
             return_scores=True, return_no_speech_prob=True, suppress_blank=not prefix_tokens,
