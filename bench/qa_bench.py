@@ -115,6 +115,9 @@ def main() -> int:
         return 1
     repeat = 1 if args.quick else max(1, args.repeat)
     n = cores()
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")  # as in the QA workers: same features
     tmp = Path(tempfile.mkdtemp(prefix="coach-qa-bench-"))
     figures: dict = {"cores": n, "repeat": repeat, "throughput": {}, "wer": {}}
     try:

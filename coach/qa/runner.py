@@ -144,11 +144,34 @@ def _playbook(path: str | None):
     return hit
 
 
+def _die_with_parent() -> None:
+    """A pool worker must not outlive the run: if ``coach qa`` is killed (SIGKILL), its
+    workers would otherwise sit idle forever, holding a model each. The kernel is asked to
+    kill this process with its parent (Linux), and a watchdog thread checks anyway."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="coach-parent-watch", daemon=True).start()
+
+
 def init_worker(model: str, threads: int, preload: bool, playbook_path: str | None = None
                 ) -> None:
     """Process-pool initializer: Ctrl-C is the parent's to handle (it stops the pool and
-    writes the reports); load the model and VAD once, before the first call arrives."""
+    writes the reports); the worker dies with the parent; the model and VAD are loaded
+    once, before the first call arrives."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     with contextlib.suppress(CoachError):  # a bad model is reported per call, one line
         _playbook(playbook_path)
         if preload:
@@ -393,8 +416,9 @@ class LocalExecutor:
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         import multiprocessing as mp
 
-        # forkserver: workers start clean (no copy of the parent's threads or tqdm state)
-        ctx = mp.get_context("forkserver")
+        # spawn: workers start clean (no copy of the parent's threads or tqdm state) and
+        # are children of this process, so they can die with it (see _die_with_parent)
+        ctx = mp.get_context("spawn")
         return cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=init_worker,
                                       initargs=self._initargs)
 
@@ -727,6 +751,9 @@ def _run_locked(opts: QaOptions, out_dir: Path, store, err: TextIO, t_start: flo
                       opts.transcript_agent, want_events=store is not None and not from_store,
                       store_id=store_ids.get(s.path), beam=opts.beam) for s, k in todo]
         seconds_of = {s.path: known_s.get(s.path) or _duration(s) for s, _ in todo}
+        # longest calls first: the workers then finish together instead of one of them
+        # still chewing on a long call at the end (the log's order does not matter)
+        tasks.sort(key=lambda t: -seconds_of.get(t.source.path, 0.0))
         if opts.progress and tasks:
             from tqdm import tqdm
 
