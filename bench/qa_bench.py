@@ -45,6 +45,10 @@ from coach.qa.sources import parse_sample  # noqa: E402
 LCA = sorted((DATA / "calls" / "lca").glob("*.flac"))
 
 
+class _Done(Exception):
+    """Throughput only (--no-wer): skip the WER part."""
+
+
 def build_set(root: Path, repeat: int, quick: bool) -> dict[str, Path]:
     """The batch under ``root``; returns {call name of the first copy: original path}."""
     originals: list[tuple[Path, str, Path | None]] = []  # (audio, name in the set, manifest)
@@ -107,7 +111,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--repeat", type=int, default=2, help="copies of the call set (default 2)")
+    ap.add_argument("--runs", default="pool,single,dask",
+                    help="throughput runs, comma-separated (default pool,single,dask)")
     ap.add_argument("--no-dask", action="store_true", help="skip the Dask run")
+    ap.add_argument("--no-wer", action="store_true", help="throughput only")
     ap.add_argument("--quick", action="store_true", help="SpokenWOZ calls only, once")
     args = ap.parse_args()
     if not SPOKENWOZ:
@@ -124,16 +131,22 @@ def main() -> int:
         names = build_set(tmp / "calls", repeat, args.quick)
         print(f"QA bench: {len(names)} calls x {repeat} on {n} cores", file=sys.stderr)
         tp = figures["throughput"]
-        tp["pool"] = throughput("pool", tmp / "calls", tmp / "out-pool", workers=n, threads=1)
-        tp["single"] = throughput("single", tmp / "calls", tmp / "out-single", workers=1,
-                                  threads=n)
-        if not args.no_dask:
+        runs = {r.strip() for r in args.runs.split(",")} - ({"dask"} if args.no_dask else set())
+        if "pool" in runs or not args.no_wer:  # the WER of fast mode comes from this run
+            tp["pool"] = throughput("pool", tmp / "calls", tmp / "out-pool", workers=n,
+                                    threads=1)
+        if "single" in runs:
+            tp["single"] = throughput("single", tmp / "calls", tmp / "out-single", workers=1,
+                                      threads=n)
+        if "dask" in runs:
             from coach.qa.dask_executor import spawn_cluster
 
             with spawn_cluster(n, 1) as address:
                 tp["dask"] = throughput("dask", tmp / "calls", tmp / "out-dask",
                                         executor=address)
-        figures["audio_s"] = tp["pool"]["audio_s"]
+        figures["audio_s"] = next(iter(tp.values()))["audio_s"] if tp else 0.0
+        if args.no_wer:
+            raise _Done
 
         # word error rate: every mode against the offline reference, same model
         pool_rows = {r["call"]: r for r in map(json.loads, (
@@ -183,6 +196,8 @@ def main() -> int:
             rows.append([f"**{scope} pooled**", *(w[m] for m in modes)])
         figures["single_process_x_realtime"] = {
             m: round(v[0] / v[1], 1) for m, v in speed.items() if v[1]}
+    except _Done:
+        pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -192,6 +207,10 @@ def main() -> int:
                 [[v["label"], v["calls"], v["audio_s"] / 60, v["wall_s"], v["x_realtime"],
                   v["per_call_x_realtime"], f"{v['load_before']}-{v['load_after']}"]
                  for v in tp.values()]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    if args.no_wer:
+        return 0
     print()
     print(table(["call", "offline WER", "fast WER", "fast --beam 5 WER", "live WER"], rows))
     print()
