@@ -17,6 +17,7 @@ __all__ = [
     "Cue",
     "Event",
     "Prosody",
+    "Retraction",
     "Speaker",
     "Turn",
     "Word",
@@ -100,7 +101,10 @@ class Prosody:
     ``loudness_db``: speech level in dBFS (None if silent);
     ``wpm``: words per minute over the speaker's recent speech (None until enough words);
     ``voiced_s``: seconds of voiced frames in that second;
-    ``speaking``: the VAD says the speaker is talking at ``t``.
+    ``speaking``: the VAD says the speaker is talking at ``t``;
+    ``pace_wpm``: the speaking rate the pace cue judges (words per minute within the
+    current stretch of talk; None outside a stretch long enough to judge), so a pace
+    gauge shows the same figure as the cue.
     """
 
     speaker: Speaker
@@ -111,6 +115,7 @@ class Prosody:
     f0_sd_st: float | None = None
     voiced_s: float = 0.0
     speaking: bool = False
+    pace_wpm: float | None = None
 
     type = "prosody"
 
@@ -125,6 +130,7 @@ class Prosody:
             "f0_sd_st": _round(self.f0_sd_st, 2),
             "voiced_s": _round(self.voiced_s, 2),
             "speaking": self.speaking,
+            "pace_wpm": _round(self.pace_wpm, 1),
         }
 
 
@@ -150,6 +156,26 @@ class Cue:
 
 
 @dataclass(frozen=True, slots=True)
+class Retraction:
+    """A cue withdrawn because the words that followed it showed it was wrong (the agent
+    went on "...but let me fix that right now"). ``id`` and ``t`` name the cue withdrawn
+    (its id and its ``t``); ``at`` is the audio time the engine decided; ``reason`` is
+    one line a person reads. Overlays remove the cue; stores keep both, so retractions
+    can be counted."""
+
+    id: str
+    t: float
+    at: float
+    reason: str
+
+    type = "retract"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "retract", "id": self.id, "t": _round(self.t), "at": _round(self.at),
+                "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
 class CallEvent:
     """Start or end of a call. ``info`` carries metadata (source, channels, duration...)."""
 
@@ -163,4 +189,4 @@ class CallEvent:
         return {"type": "call", "state": self.state, "t": _round(self.t), **self.info}
 
 
-Event = Word | Activity | Turn | Prosody | Cue | CallEvent
+Event = Word | Activity | Turn | Prosody | Cue | Retraction | CallEvent
