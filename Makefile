@@ -47,6 +47,7 @@ bench: setup
 	$(BIN)/python bench/asr_bench.py --json bench/out/asr.json
 	$(BIN)/python bench/pitch_bench.py --json bench/out/pitch.json
 	$(BIN)/python bench/cue_bench.py --json bench/out/cues.json
+	$(BIN)/python bench/judge_bench.py --json bench/out/judge.json
 	$(BIN)/python bench/live_bench.py --json bench/out/live.json
 	$(BIN)/python bench/store_bench.py --pg --json bench/out/store.json
 
