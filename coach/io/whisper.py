@@ -35,10 +35,17 @@ _SPLIT_MODELS = {
 
 
 def _cache_dir() -> Path:
+    """Where joined models live: ``$COACH_MODEL_CACHE`` if set (a development checkout can
+    point it at its own ``models/`` folder), else the user's cache directory
+    (``$XDG_CACHE_HOME/coach/models``, by default ``~/.cache/coach/models``). Never inside
+    the installed package, which may be read-only."""
     env = os.environ.get("COACH_MODEL_CACHE")
     if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "models" / "cache"
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg and os.path.isabs(os.path.expanduser(xdg)) \
+        else Path.home() / ".cache"
+    return base / "coach" / "models"
 
 
 def resolve_model(name: str | os.PathLike[str] = DEFAULT_MODEL) -> Path:
@@ -78,30 +85,55 @@ def _find(root: Path, name: str) -> Path:
     return hits[0]
 
 
+def _companions(*dirs: Path) -> dict[str, Path]:
+    """The files a CTranslate2 model directory needs beside model.bin (config.json,
+    tokenizer.json, vocabulary.json...), wherever the packages put them."""
+    out: dict[str, Path] = {}
+    for d in dirs:
+        for f in sorted(d.iterdir()):
+            if f.is_file() and not f.name.startswith(("model.bin", "__init__", ".")) \
+                    and f.suffix in (".json", ".txt"):
+                out.setdefault(f.name, f)
+    return out
+
+
+def _atomic_copy(parts: list[Path], dest: Path) -> None:
+    """Concatenate ``parts`` into ``dest`` through a temporary file and a rename: a crash
+    never leaves a half-written file under the final name."""
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as src:
+                    while chunk := src.read(1 << 24):
+                        out.write(chunk)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def _join_split_model(name: str) -> Path:
     m1, m2, pip_names, extra = _SPLIT_MODELS[name]
     d1, d2 = _package_dir(m1, pip_names, extra), _package_dir(m2, pip_names, extra)
     part1, part2 = _find(d1, "model.bin.part1"), _find(d2, "model.bin.part2")
+    companions = _companions(part1.parent, part2.parent)
+    if "config.json" not in companions:
+        raise ModelError(f"{name}: the installed packages ship no config.json "
+                         f"(reinstall them: pip install '{extra}')")
     key = hashlib.sha256(f"{part1}:{part1.stat().st_size}:{part2.stat().st_size}".encode())
     target = _cache_dir() / f"{name}-{key.hexdigest()[:12]}"
-    if (target / "model.bin").is_file():
+    if (target / "model.bin").is_file() and all((target / n).is_file() for n in companions):
         return target
-    target.mkdir(parents=True, exist_ok=True)
-    for extra_file in part1.parent.iterdir():
-        if extra_file.is_file() and not extra_file.name.startswith("model.bin"):
-            (target / extra_file.name).write_bytes(extra_file.read_bytes())
-    # join into a temporary file and rename: a crash never leaves a half-written model.bin
-    fd, tmp = tempfile.mkstemp(dir=target, prefix=".model.bin.")
     try:
-        with os.fdopen(fd, "wb") as out:
-            for part in (part1, part2):
-                with open(part, "rb") as src:
-                    while chunk := src.read(1 << 24):
-                        out.write(chunk)
-        os.replace(tmp, target / "model.bin")
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        target.mkdir(parents=True, exist_ok=True)
+        for fname, src in companions.items():  # model.bin last: its presence means complete
+            _atomic_copy([src], target / fname)
+        if not (target / "model.bin").is_file():
+            _atomic_copy([part1, part2], target / "model.bin")
+    except OSError as exc:
+        raise ModelError(f"cannot write the joined {name} model to {target} ({exc.strerror or exc}); "
+                         "set COACH_MODEL_CACHE to a writable folder") from exc
     return target
 
 
