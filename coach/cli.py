@@ -201,11 +201,22 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 class _TerminalPrinter:
-    """Committed words as lines per turn, and cues as they fire, in call time."""
+    """Committed words as lines per turn, and cues as they fire, in call time. A cue
+    first prints the words heard so far (the ones that caused it), so it always sits
+    below them; the rest of the turn follows on a line of its own."""
 
     def __init__(self, out):
         self.out = out
         self.words: dict[str, list] = {"agent": [], "customer": []}
+
+    def _line(self, speaker: str) -> None:
+        ws = self.words[speaker]
+        if not ws:
+            return
+        self.words[speaker] = []
+        m, s = divmod(ws[0].start, 60)
+        self.out.write(f"[{int(m):02d}:{s:04.1f}] {speaker.upper():<8} "
+                       + " ".join(w.text for w in ws) + "\n")
 
     def __call__(self, e) -> None:
         from coach.events import Cue, Turn, Word
@@ -213,13 +224,12 @@ class _TerminalPrinter:
         if isinstance(e, Word) and e.final:
             self.words[e.speaker].append(e)
         elif isinstance(e, Turn) and self.words[e.speaker]:
-            ws = self.words[e.speaker]
-            self.words[e.speaker] = []
-            m, s = divmod(ws[0].start, 60)
-            self.out.write(f"[{int(m):02d}:{s:04.1f}] {e.speaker.upper():<8} "
-                           + " ".join(w.text for w in ws) + "\n")
+            self._line(e.speaker)
             self.out.flush()
         elif isinstance(e, Cue):
+            for speaker in sorted((s for s in self.words if self.words[s]),
+                                  key=lambda s: self.words[s][0].start):
+                self._line(speaker)
             m, s = divmod(e.t, 60)
             mark = {"warn": "!!", "nudge": "! ", "info": "+ "}.get(e.severity, "  ")
             self.out.write(f"           {mark} {e.title} - {e.advice}  ({e.id} at "

@@ -249,3 +249,27 @@ def test_coach_live_end_to_end_over_a_real_websocket(tmp_path):
         flagged = [c for c in call["cues"] if c["feedback"] == "flagged"]
         assert len(flagged) == 1 and flagged[0]["id"] == cues[0]["id"]
         assert "stored as call" in err
+
+
+def test_terminal_prints_a_cue_below_the_words_that_caused_it():
+    import io
+
+    from coach.cli import _TerminalPrinter
+    from coach.events import Cue, Turn, Word
+
+    out = io.StringIO()
+    p = _TerminalPrinter(out)
+    words = [Word("agent", t, 1.0 + i * 0.4, 1.3 + i * 0.4, True)
+             for i, t in enumerate("I am sorry but our policy says no".split())]
+    for w in words[:4]:
+        p(w)
+    p(Word("customer", "mm", 1.5, 1.7, True))
+    p(Cue("sorry-but", 2.5, "agent", "warn", "Drop the but", "Own it.", {}))
+    for w in words[4:]:
+        p(w)
+    p(Turn("agent", 1.0, 4.0))
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("[00:01.0] AGENT") and lines[0].endswith("sorry but")
+    assert lines[1].startswith("[00:01.5] CUSTOMER") and lines[1].endswith("mm")
+    assert "Drop the but" in lines[2]
+    assert lines[3].startswith("[00:02.6] AGENT") and lines[3].endswith("policy says no")
