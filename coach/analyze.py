@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from coach.events import Cue, Event
+from coach.evidence import describe
 from coach.io.audiofile import open_call
 from coach.pipeline import Pipeline, PipelineOptions
 from coach.playbook import Playbook
@@ -79,15 +80,42 @@ def _ts(t: float) -> str:
 
 
 def _evidence(c: Cue) -> str:
-    words = c.evidence.get("words") or []
-    parts = []
-    if words:
-        text = " ".join(str(w.get("text", "")) for w in words)
-        parts.append(f"\"{text}\" at {_ts(float(words[0].get('start', c.t)))}")
-    figures = {k: v for k, v in c.evidence.items() if k != "words"}
-    if figures:
-        parts.append(", ".join(f"{k}={v}" for k, v in figures.items()))
-    return "; ".join(parts)
+    return describe(c.evidence, cue_id=c.id)
+
+
+def _cue_counts(cues: list[Cue]) -> str:
+    """"Avoid the 'but' (qualified-apology) ×2, Slow down (pace-fast)" or "none"."""
+    titles: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for c in cues:
+        titles.setdefault(c.id, c.title)
+        counts[c.id] = counts.get(c.id, 0) + 1
+    if not counts:
+        return "none"
+    return ", ".join(f"{titles[k]} ({k})" + (f" ×{n}" if n > 1 else "")
+                     for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _delivery_lines(d: dict) -> list[str]:
+    """The delivery figures with labels and units; missing ones left out."""
+    def some(*items: str | None) -> str:
+        return ", ".join(x for x in items if x)
+
+    def fig(key: str, fmt: str) -> str | None:
+        v = d.get(key)
+        return None if v is None else fmt.format(v)
+
+    share = d.get("agent_talk_share")
+    talk = some(fig("agent_talk_s", "agent {:.0f} s")
+                + (f" ({share * 100:.0f} % of the talk)" if share is not None else ""),
+                fig("customer_talk_s", "customer {:.0f} s"))
+    agent = some(fig("agent_words", "{} words"),
+                 fig("agent_wpm_median", "median pace {:.0f} words/min"),
+                 fig("agent_f0_median_hz", "median pitch {:.0f} Hz"),
+                 fig("agent_loudness_median_db", "median level {:.1f} dB"))
+    customer = some(fig("customer_f0_median_hz", "median pitch {:.0f} Hz"))
+    return [f"{label}: {text}" for label, text in
+            (("talk time", talk), ("agent", agent), ("customer", customer)) if text]
 
 
 def format_text(res: AnalysisResult, out: TextIO = sys.stdout) -> None:
@@ -113,15 +141,11 @@ def format_text(res: AnalysisResult, out: TextIO = sys.stdout) -> None:
             if ev:
                 w(f"              evidence: {ev}\n")
     w("\nSummary\n")
-    counts = s.cue_counts()
-    if counts:
-        w("  cues: " + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())) + "\n")
-    else:
-        w("  cues: none\n")
+    w(f"  cues: {_cue_counts(s.cues)}\n")
     rate = s.faults_per_agent_minute()
     if rate is not None:
-        w(f"  nudge/warn cues per agent minute: {rate:.2f}\n")
-    d = s.delivery()
-    w("  delivery: " + ", ".join(f"{k}={v}" for k, v in d.items() if v is not None) + "\n")
+        w(f"  nudge and warn cues per minute of agent talk: {rate:.2f}\n")
+    for line in _delivery_lines(s.delivery()):
+        w(f"  {line}\n")
     for n in res.notices:
         w(f"  note: {n}\n")

@@ -220,6 +220,7 @@ class _TerminalPrinter:
 
     def __call__(self, e) -> None:
         from coach.events import Cue, Turn, Word
+        from coach.evidence import describe
 
         if isinstance(e, Word) and e.final:
             self.words[e.speaker].append(e)
@@ -234,6 +235,9 @@ class _TerminalPrinter:
             mark = {"warn": "!!", "nudge": "! ", "info": "+ "}.get(e.severity, "  ")
             self.out.write(f"           {mark} {e.title} - {e.advice}  ({e.id} at "
                            f"{int(m):02d}:{s:04.1f})\n")
+            ev = describe(e.evidence, cue_id=e.id)
+            if ev:
+                self.out.write(f"              {ev}\n")
             self.out.flush()
 
 

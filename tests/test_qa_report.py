@@ -232,3 +232,15 @@ def test_report_renders_in_chromium(report) -> None:
         finally:
             browser.close()
     assert (ARTIFACTS / "qa-report.png").stat().st_size > 20_000
+
+
+def test_cue_figures_in_the_report_read_with_labels_and_units(report) -> None:
+    """The figures behind a delivery fault come from coach.evidence: labelled, with units,
+    no raw keys (05 is rushed: dead air and talk-over in the script)."""
+    page = report["html"].read_text(encoding="utf-8")
+    text = re.sub(r"<[^>]+>", " ", page)
+    assert re.search(r"silent from \d+:\d\d, \d+(\.\d)? s of silence", text), text[:2000]
+    assert re.search(r"both talking for \d+(\.\d)? s", text)
+    assert re.search(r"\d+ apologies, within \d+ s of agent speech", text)
+    for raw in ("silence_s", "overlap_s", "window_speech_s", "downgraded_from", "None"):
+        assert raw not in text

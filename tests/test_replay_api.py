@@ -223,6 +223,11 @@ def test_get_call(server, store):
     assert [w["text"] for w in cues["qualified-apology"]["evidence"]["words"]] == ["sorry,", "but"]
     assert cues["pace-fast"]["feedback"] == "dismissed"  # the agent's dismiss, as recorded
     assert cues["qualified-apology"]["feedback"] is None
+    # the evidence as a person reads it (coach.evidence), next to the raw dict
+    but = cues["qualified-apology"]["evidence"]["words"][0]
+    assert cues["qualified-apology"]["evidence_text"] == (
+        f"“sorry, but” at {int(but['start']) // 60}:{int(but['start']) % 60:02d}")
+    assert cues["pace-fast"]["evidence_text"] == "pace 190 words/min, limit 175 words/min"
     assert len(call["prosody"]) == 2 * 60
     assert {"speaker", "t", "f0_hz", "wpm"} <= set(call["prosody"][0])
 

@@ -45,6 +45,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coach.errors import AudioError
+from coach.evidence import describe
 from coach.io.httprange import RangeError, parse_range
 from coach.io.peaks import (
     DEFAULT_BUCKETS,
@@ -132,6 +133,8 @@ class CueOut(BaseModel):
     advice: str
     evidence: dict[str, Any] = Field(default_factory=dict,
                                      description="triggering words and/or measured figures")
+    evidence_text: str = Field("", description="the evidence as a person reads it: words "
+                                               "quoted with their time, figures with units")
     feedback: Literal["dismissed", "flagged"] | None = Field(
         None, description="the agent's reaction to the cue during the call")
     feedback_at: datetime | None = None
@@ -471,6 +474,8 @@ def create_replay_app(store: Any, *, token: str | None = None) -> FastAPI:
              tags=["calls"], summary="One call: words, cues, notes and prosody")
     def get_call(call_id: str) -> dict[str, Any]:
         call = call_or_404(call_id)
+        for c in call["cues"]:
+            c["evidence_text"] = describe(c.get("evidence"), cue_id=c.get("id"))
         return {**call, "prosody": store.prosody(call_id)}
 
     @app.get("/api/calls/{call_id}/peaks", response_model=PeaksOut, responses=errors,
@@ -584,7 +589,8 @@ def create_replay_app(store: Any, *, token: str | None = None) -> FastAPI:
         if cue is None:
             raise HTTPException(404, f"no cue {idx} in call {call_id}")
         store.set_feedback(call_id, idx, body.feedback)
-        return {**cue, "feedback": body.feedback}
+        return {**cue, "feedback": body.feedback,
+                "evidence_text": describe(cue.get("evidence"), cue_id=cue.get("id"))}
 
     app.mount("/static/replay", StaticFiles(directory=STATIC / "replay"), name="replay-static")
     app.mount("/static/vendor", StaticFiles(directory=STATIC / "vendor"), name="vendor")

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 from coach.errors import CoachError
+from coach.evidence import clock, figures
 from coach.playbook import CUE_IDS
 from coach.rubric import (
     DELIVERY_ASPECT_CAP,
@@ -322,10 +323,7 @@ def _e(x: Any) -> str:
 
 def _ts(t: Any) -> str:
     v = _num(t)
-    if v is None:
-        return ""
-    m, s = divmod(int(max(v, 0.0)), 60)
-    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m:02d}:{s:02d}"
+    return "" if v is None else clock(v)  # the same m:ss as the evidence text
 
 
 def _length(seconds: Any) -> str:
@@ -373,6 +371,34 @@ def _quote(ev: dict[str, Any]) -> str:
     if i < 0:
         return _e(text)
     return f"{_e(context[:i])}<mark>{_e(text)}</mark>{_e(context[i + len(text):])}"
+
+
+def _worded(r: dict[str, Any]) -> dict[str, Any]:
+    """The call with each cue's figures in its evidence worded by :mod:`coach.evidence`
+    (labels and units) from the call's own cues; the rubric's phrase stays where the cue
+    is not found or has no figures."""
+    cues = [c for c in r.get("cues") or [] if isinstance(c, dict) and _num(c.get("t")) is not None]
+    if not cues:
+        return r
+
+    def worded(ev: Any) -> Any:
+        t = _num(ev.get("t")) if isinstance(ev, dict) and ev.get("cue") else None
+        if t is None:
+            return ev
+        cue = next((c for c in cues if c.get("id") == ev["cue"]
+                    and abs(float(c["t"]) - t) < 0.01), None)
+        evidence = cue.get("evidence") if cue else None
+        figs = figures(evidence, cue_id=ev["cue"], skip=("words", "downgraded_from")
+                       ) if isinstance(evidence, dict) else []
+        return {**ev, "detail": ", ".join(figs)} if figs else ev
+
+    def section(d: Any) -> Any:
+        if not isinstance(d, dict):
+            return d
+        return {k: ({**v, "evidence": [worded(e) for e in v.get("evidence") or []]}
+                    if isinstance(v, dict) else v) for k, v in d.items()}
+
+    return {**r, "steps": section(r.get("steps")), "delivery": section(r.get("delivery"))}
 
 
 def _reasons(r: dict[str, Any]) -> list[tuple[float, str, dict[str, Any] | None]]:
@@ -460,6 +486,7 @@ def _transcript(r: dict[str, Any], hits: list[float], link: str | None) -> str:
 
 
 def _call_card(rank: int, r: dict[str, Any], replay_url: str | None) -> str:
+    r = _worded(r)
     link = _replay(r, replay_url)
     reasons = _reasons(r)
     why = "".join(
@@ -518,6 +545,7 @@ def _call_card(rank: int, r: dict[str, Any], replay_url: str | None) -> str:
 
 
 def _compact_row(rank: int, r: dict[str, Any], replay_url: str | None) -> str:
+    r = _worded(r)
     link = _replay(r, replay_url)
     first = _reasons(r)[:1]
     why = _evidence_html(first[0][2] or {}, link) if first else ""

@@ -160,13 +160,9 @@ function renderNoteMarkers(list) {
 
 // -- cues --------------------------------------------------------------------------------
 
+/** The evidence as the server words it (quoted words with their time, figures with units). */
 function quote(cue) {
-  const ws = evidenceWords(cue);
-  if (ws.length) return "“" + [...ws].sort((a, b) => a.start - b.start).map((w) => w.text).join(" ") + "”";
-  const ev = cue.evidence || {};
-  const figures = Object.entries(ev).filter(([, v]) => typeof v === "number")
-    .slice(0, 3).map(([k, v]) => `${k.replace(/_/g, " ")} ${Math.round(v * 10) / 10}`);
-  return figures.join(" · ");
+  return cue.evidence_text || "";
 }
 
 function renderCueList() {
