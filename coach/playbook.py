@@ -75,7 +75,8 @@ class Settings:
     skew_s: float = 3.0
     sentence_pause_s: float = 0.8
     settle_s: float = 2.0
-    confirm_words: float = 2
+    confirm_s: float = 0.5
+    vad_hangover_s: float = 1.0
     backchannel_s: float = 1.0
     speech_gap_s: float = 0.5
     baseline_s: float = 30.0

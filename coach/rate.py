@@ -12,7 +12,7 @@ from collections import deque
 
 from .events import Word
 
-__all__ = ["SpeakingRate"]
+__all__ = ["SpeakingRate", "StretchRate"]
 
 DEFAULT_WINDOW_S = 15.0
 DEFAULT_MIN_WORDS = 8
@@ -86,3 +86,53 @@ class SpeakingRate:
         if len(self._words) < self.min_words or self._speech_s < _MIN_SPEECH_S:
             return None
         return len(self._words) * 60.0 / self._speech_s
+
+
+class StretchRate:
+    """The rate the pace cue judges: words per minute within the current stretch of talk.
+
+    Quick short replies ("okay, anything else?") are naturally fast; rushing is a matter of
+    a longer stretch of talk (measured on real calls: short-turn agents were flagged all call
+    long otherwise). A stretch is speech whose pauses are shorter than ``stretch_gap_s``
+    (one reading a second, :meth:`reading`); its rate counts the committed words of its last
+    ``window_s`` seconds, and is None until the stretch has lasted ``min_stretch_s`` with at
+    least ``min_words`` words. The live gauge and the pace cue both read this figure.
+    """
+
+    def __init__(self, *, window_s: float = 15.0, min_stretch_s: float = 6.0,
+                 stretch_gap_s: float = 2.0, min_words: int = 12):
+        self.window_s = float(window_s)
+        self.min_stretch_s = float(min_stretch_s)
+        self.stretch_gap_s = float(stretch_gap_s)
+        self.min_words = int(min_words)
+        self._words: deque[tuple[float, float]] = deque(maxlen=400)
+        self._run_start: float | None = None
+        self._quiet = 0
+        self.words_in_window = 0
+        self.span_s = 0.0
+
+    def add(self, word: Word) -> None:
+        self._words.append((float(word.start), float(word.end)))
+
+    @property
+    def stretch_start(self) -> float | None:
+        return self._run_start
+
+    def reading(self, t: float, speaking: bool) -> float | None:
+        """One reading a second: update the stretch and return its rate (or None)."""
+        if speaking:
+            if self._run_start is None or self._quiet >= self.stretch_gap_s:
+                self._run_start = t - 1.0
+            self._quiet = 0
+        else:
+            self._quiet += 1
+        self.words_in_window, self.span_s = 0, 0.0
+        if self._run_start is None or t - self._run_start < self.min_stretch_s:
+            return None
+        lo = max(self._run_start, t - self.window_s) - 0.5
+        ws = [(a, b) for a, b in self._words if a >= lo and b <= t + 0.5]
+        span = ws[-1][1] - ws[0][0] if ws else 0.0
+        self.words_in_window, self.span_s = len(ws), span
+        if len(ws) < self.min_words or span < self.min_stretch_s:
+            return None
+        return len(ws) * 60.0 / span

@@ -1,0 +1,114 @@
+"""The judgement layer's newer rules: decisions in audio time, withdrawal, backchannels,
+the agent's first reply to a complaint, complaints stated as facts, and one apology
+analysis shared by live cues and QA."""
+
+from __future__ import annotations
+
+from coach.apology import analyse_apologies
+from coach.cues import CueEngine
+from coach.events import Activity, Cue, Retraction, Word
+from coach.language import sentences_of
+from coach.playbook import load_playbook
+
+PB = load_playbook()
+
+
+def _words(speaker: str, text: str, t0: float, step: float = 0.3) -> list[Word]:
+    return [Word(speaker, w, t0 + i * step, t0 + i * step + step * 0.8, True)
+            for i, w in enumerate(text.split())]
+
+
+def _run(events: list, t_end: float) -> list:
+    e = CueEngine(PB)
+    out = []
+    for ev in sorted(events, key=lambda x: getattr(x, "start", getattr(x, "t", 0.0))):
+        out += e.feed(ev)
+        out += e.advance(getattr(ev, "end", getattr(ev, "t", 0.0)))
+    out += e.flush(t_end)
+    return out
+
+
+def test_sorry_but_fires_within_the_sentence_on_audio_time() -> None:
+    # "I'm sorry, but that is how the courier works and ..." : the cue is decided once
+    # 0.6 s of words follow the "but", while the agent is still talking.
+    ws = _words("agent", "I'm sorry, but that is how the courier works and there is nothing else", 1.0)
+    e = CueEngine(PB)
+    fired_at = None
+    for w in ws:
+        if any(isinstance(c, Cue) and c.id == "qualified-apology" for c in e.feed(w)):
+            fired_at = w.end
+            break
+    assert fired_at is not None
+    but_end = ws[2].end
+    assert fired_at - but_end <= 1.0
+    assert fired_at < ws[-1].end  # the sentence was still being spoken
+
+
+def test_a_cue_the_rest_of_the_sentence_clears_is_withdrawn() -> None:
+    # The action comes late after the "but": the cue fired mid-sentence is withdrawn
+    # when the sentence ends, with a reason a person can read.
+    ws = _words("agent", "I'm sorry, but honestly, um, you know, well, let me fix that for you now.", 1.0)
+    out = _run(ws, 20.0)
+    cues = [c for c in out if isinstance(c, Cue) and c.id == "qualified-apology"]
+    retracted = [r for r in out if isinstance(r, Retraction)]
+    assert len(cues) == 1  # decided 0.6 s after the "but", before the action was heard
+    assert [r.id for r in retracted] == ["qualified-apology"]
+    assert retracted[0].t == cues[0].t and "action" in retracted[0].reason
+    assert retracted[0].to_dict()["type"] == "retract"
+    # and the complete sentence, as QA reads it, has no flaw
+    apos = analyse_apologies(sentences_of(ws), PB)
+    assert apos and not apos[0].flaws
+
+
+def test_live_and_qa_agree_on_each_apology() -> None:
+    lines = [
+        ("I'm sorry, but the courier sets the times.", {"qualified-apology"}),
+        ("I'm sorry if you felt ignored.", {"conditional-apology"}),
+        ("Sorry for the inconvenience.", {"generic-apology"}),
+        ("I'm sorry for the mix-up with your address.", set()),
+        ("Sorry to keep you waiting.", set()),
+    ]
+    for text, flaws in lines:
+        ws = _words("agent", text, 1.0)
+        live = {c.id for c in _run(ws, 20.0) if isinstance(c, Cue)} & {
+            "qualified-apology", "conditional-apology", "generic-apology"}
+        qa = {f for a in analyse_apologies(sentences_of(ws), PB) for f in a.flaws}
+        assert live == qa == flaws, text
+
+
+def test_backchannel_during_customer_turn_is_not_talk_over() -> None:
+    ev: list = [Activity("customer", 1.0, True), Activity("customer", 9.0, False)]
+    ev += [Activity("agent", 4.0, True), Activity("agent", 4.5, False)]
+    ev += _words("agent", "mm-hm", 4.0, 0.4)
+    assert "talk-over" not in {c.id for c in _run(ev, 12.0) if isinstance(c, Cue)}
+
+
+def test_real_overlap_is_talk_over() -> None:
+    ev: list = [Activity("customer", 1.0, True), Activity("customer", 9.0, False)]
+    ev += [Activity("agent", 4.0, True), Activity("agent", 7.0, False)]
+    ev += _words("agent", "no no listen the thing is you have to", 4.0)
+    assert "talk-over" in {c.id for c in _run(ev, 12.0) if isinstance(c, Cue)}
+
+
+def test_customer_backchannel_does_not_break_a_monologue() -> None:
+    ev: list = [Activity("agent", 1.0, True), Activity("agent", 50.0, False)]
+    ev += [Activity("customer", 20.0, True), Activity("customer", 20.4, False)]
+    assert "monologue" in {c.id for c in _run(ev, 55.0) if isinstance(c, Cue)}
+
+
+def test_name_frustration_fires_at_the_end_of_the_first_reply() -> None:
+    ev = _words("customer", "I have called three times about this and nobody listens.", 1.0)
+    reply = _words("agent", "Okay. Can I take your account number please?", 5.0)
+    ev += reply
+    ev += _words("agent", "Thanks. Let me pull that up for you now.", 12.0)
+    out = [c for c in _run(ev, 30.0) if isinstance(c, Cue) and c.id == "name-frustration"]
+    assert out and abs(out[0].t - reply[-1].end) < 0.01  # not after a long fixed window
+
+
+def test_complaint_stated_as_facts_asks_for_acknowledgement() -> None:
+    ev = _words("customer", "I literally just left your shop and the oil light is still on.", 1.0)
+    ev += _words("agent", "Okay, what is the registration?", 6.0)
+    assert "name-frustration" in {c.id for c in _run(ev, 20.0) if isinstance(c, Cue)}
+    ev = _words("customer", "I literally just left your shop and the oil light is still on.", 1.0)
+    ev += _words("agent", "Oh no, that must be so frustrating. Let me book you straight back in.", 6.0)
+    assert "name-frustration" not in {c.id for c in _run(ev, 20.0) if isinstance(c, Cue)}
