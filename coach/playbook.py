@@ -62,6 +62,9 @@ _TOP_KEYS = {"version", "extends", "settings", "lexicon", "cues"}
 _CUE_SCALARS = {"enabled", "title", "advice", "severity", "speaker", "cooldown_s"}
 _CUE_MAPS = {"patterns", "thresholds", "windows"}
 _REQUIRED = ("title", "advice", "severity", "speaker")
+# Lexicon names a standalone playbook may leave out (QA's severity words: without them
+# every problem counts as a real failure).
+_OPTIONAL_LEXICON = frozenset({"problem_minor", "problem_major"})
 # <<name>> inside a pattern stands for the lexicon list of that name (one alternation).
 _REF = re.compile(r"<<([a-z_]+)>>")
 
@@ -394,7 +397,7 @@ def _check_complete(draft: _Draft, schema: _Draft | None, path: str) -> None:
                 extra = ", ".join(sorted(have - want))
                 raise PlaybookError(f"cue {cue_id}: unknown {key} {extra}", path=path, line=line)
     if schema is not None:
-        missing = set(schema.lexicon or {}) - set(draft.lexicon or {})
+        missing = set(schema.lexicon or {}) - set(draft.lexicon or {}) - _OPTIONAL_LEXICON
         if missing:
             raise PlaybookError(f"missing lexicon {', '.join(sorted(missing))}", path=path, line=1)
 

@@ -14,7 +14,8 @@ ownership       an apology for the problem that is not       conditional-apology
                 (+ matches of an ``ownership`` lexicon,
                 when the playbook defines one)
 specific        such an apology whose sentence names the     generic-apology,
-                problem: a ``problem`` lexicon phrase, a     casual-apology
+                problem: a ``problem`` (or severity)         casual-apology
+                lexicon phrase, a
                 content word the customer used before it,
                 what the company did ("sorry WE sent...",
                 "OUR queue") or a stock phrase made specific
@@ -29,7 +30,7 @@ follow_up       a ``follow_up`` lexicon phrase not made      no-follow-up
 
 Apologies are found as the cue engine finds them: the ``apology`` lexicon over normalised
 sentences, minus requests to repeat (``not_apology``, or a "sorry?") and courtesies
-(``courtesy``: "sorry to keep you waiting", which neither make nor answer a problem).
+(``courtesy``: "sorry to keep you waiting", which make no problem of their own).
 
 ``qualified-apology`` ("sorry, but...") is not in CUES.md's list for any step; we count it
 against ownership because an apology turned into an excuse is exactly the failure to take
@@ -38,39 +39,64 @@ evidence) when one of qualified-, conditional-, generic-, casual-apology or blam
 has evidence words in its sentence or in the two seconds before it ("Oops! Sorry about
 that.").
 
-A step's status: ``n/a`` when the call had no problem; otherwise ``violated`` when any of
-its cues fired (even if the agent also got it right elsewhere: the customer heard the
-fault), else ``met`` with positive evidence, else ``missed``.
+The call had a **problem** when the customer used ``problem``, ``frustration``,
+``problem_minor`` or ``problem_major`` lexicon words (not negated by ``not_frustration``,
+"no problem", and not a bare negation such as "won't" or "never", which routine requests
+are full of), or the agent apologised for something (an apology that is not a courtesy,
+"sorry to keep you waiting", nor a request to repeat, "sorry, could you...", also when the
+recogniser splits it: "Sorry. Could you repeat that?"), or any of the step-violating cues
+above fired (they only fire around a problem). A courtesy apology for the wait answers a
+customer who complained of waiting, so it counts as the apology then.
 
-The call had a **problem** when the customer used ``problem`` or ``frustration`` lexicon
-words (not negated by ``not_frustration``, "no problem", and not a bare negation such as
-"won't" or "never", which routine requests are full of), or the agent apologised for
-something (an apology that is not a courtesy, "sorry to keep you waiting", nor a request
-to repeat, "sorry, could you..."), or any of the step-violating cues above fired (they
-only fire around a problem).
+**Severity** sets the steps a problem expects (CUES.md: match the apology to the problem).
+It is ``major`` (a real failure: money taken, something broken or missed, a repeat contact,
+a promise not kept) when the customer's sentences or the agent's apologies hold a
+``problem_major`` phrase; else ``minor`` when they hold a ``problem_minor`` phrase (a short
+wait, a small delay); else ``major`` (a problem the playbook cannot place is treated as a
+real one, and so is one known only from cues). A minor problem expects ownership, specific
+and solution; a major one all five; and a customer who voiced a feeling (``frustration``
+words) is owed empathy either way. The two lexicon names are read through
+``playbook.lexicon`` so a team playbook can extend or replace them; a standalone playbook
+without them treats every problem as major.
+
+A step's status: ``n/a`` when the call had no problem, or when the problem does not expect
+the step and nothing was said for or against it; otherwise ``violated`` when any of its
+cues fired (even if the agent also got it right elsewhere: the customer heard the fault),
+else ``met`` with positive evidence, else ``missed`` (expected steps only). ``no-follow-up``
+only says a follow-up was absent: it is no fault on a step the problem does not expect, nor
+where the agent's words hold a follow-up the live cue missed ("I will email you the receipt
+tonight"); its evidence says when the call ended, not the apology it was raised about.
 
 Delivery, six aspects, each ``fault`` when any of its cues fired: pace (pace-fast), tone
 (tone-tense, tone-flat, volume-loud), over_apology (over-apology), dead_air (dead-air),
 talk_over (talk-over), monologue (monologue).
 
-**Score** (every call starts at 100 and loses points; clamped to 0..100, one decimal)::
+**Score.** A *fault* is an apology step violated or missed, or a delivery cue. A call with
+no fault is *clean* and scores 100. A call with faults scores below every clean call, by
+construction, however small its faults::
 
-    score = 100 - apology_loss - delivery_loss
+    loss  = min(100, apology_loss + delivery_loss)
+    score = 100                          if the call is clean (no fault)
+          = 84 x (1 - loss / 100)        otherwise (one decimal; at most 77.3, at least 0)
 
     apology_loss  = sum over the five steps of
-        n/a       0
-        met       0
+        n/a, met  0
         missed    14
         violated  14 + 3 per violating cue (at most +6),
                   minus 7 if the step also has positive evidence (partly met)
     delivery_loss = min(30, sum over the six aspects of min(16, 8 per fault cue))
 
-So the apology steps are worth 70 points (14 each), delivery 30, and a call with no
-problem in it is scored on delivery alone: it cannot lose the 70 apology points, and a
-delivery fault costs the same 8 points in any call, so routine and problem calls rank on
-one scale. Example: a call that never apologised for a fault (ownership and specific
-missed: -28), ignored the customer's frustration once (empathy violated: -17), but fixed
-it and booked a call-back, with one stretch of dead air (-8), scores 100-28-17-8 = 47.
+Every fault costs at least 8 points of loss, so a faulty call scores at most 84 x 0.92 =
+77.3, and the ceiling 84 keeps it under the clean floor of 85 whatever the rounding. Among
+faulty calls the order is the order of their loss, and a routine call and a problem call
+lose the same for the same delivery fault. A call with no problem can only lose delivery
+points. Example: a real failure never apologised for (ownership and specific missed: 28),
+the frustration ignored once (empathy violated: 17), fixed and followed up, one stretch of
+dead air (8): loss 53, score 84 x 0.47 = 39.5.
+
+A call with **no agent speech** (a silent recording, or the wrong channel taken for the
+agent) has no score: ``score`` is None and its status "no speech", so reports keep it out
+of averages and distributions.
 """
 
 from __future__ import annotations
@@ -119,7 +145,27 @@ DELIVERY_ASPECTS: dict[str, tuple[str, ...]] = {
     "monologue": ("monologue",),
 }
 
+# Which steps a problem of each severity expects (CUES.md: "match the severity of your
+# apology to the severity of the problem").
+SEVERITIES = ("minor", "major")
+EXPECTED: dict[str, tuple[str, ...]] = {
+    "minor": ("ownership", "specific", "solution"),
+    "major": STEPS,
+}
+SEVERITY_LABELS = {
+    "minor": "a minor problem (a short wait or a small delay)",
+    "major": "a real failure (money taken, something broken or missed, a repeat contact, "
+             "a promise not kept)",
+}
+# Cues that only say something was absent: on a step the problem does not call for, they
+# are not a fault (the live engine cannot tell a short wait from a real failure).
+_ABSENCE_CUES = frozenset({"no-follow-up"})
+NO_SPEECH = "no speech"
+
 # The formula of the module docstring.
+CLEAN_SCORE = 100.0
+FAULT_CEILING = 84.0
+MAX_LOSS = 100.0
 STEP_POINTS = 14.0
 PARTLY_MET_CREDIT = 7.0
 VIOLATION_PENALTY = 3.0
@@ -134,6 +180,7 @@ _SPOILERS = frozenset(
      "blame-shift"}
 )
 _SPOIL_LEAD_S = 2.0
+_SEVERITY_LEX = ("problem_minor", "problem_major")
 _VIOLATING = frozenset(c for ids in STEP_VIOLATIONS.values() for c in ids)
 _MAX_POSITIVE = 4  # positive evidence kept per step: enough to judge, short to read
 _SNIPPET_WORDS = 14
@@ -191,16 +238,27 @@ class StepResult:
 class CallScore:
     """The rubric result of one call (see the module docstring for the formula)."""
 
-    score: float
+    score: float | None  # None: no speech in the call, nothing to score
     problem: bool
     steps: dict[str, StepResult]
     delivery: dict[str, dict[str, Any]]
     notes: list[str] = field(default_factory=list)
+    severity: str | None = None  # "minor" | "major" when the call had a problem
+    faults: int = 0  # apology steps violated or missed, plus delivery fault cues
+    loss: float = 0.0  # the points of the formula, before the fault ceiling
+
+    @property
+    def no_speech(self) -> bool:
+        return self.score is None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "score": self.score,
+            "status": NO_SPEECH if self.no_speech else "ok",
             "problem": self.problem,
+            "severity": self.severity,
+            "faults": self.faults,
+            "loss": self.loss,
             "steps": {name: step.to_dict() for name, step in self.steps.items()},
             "delivery": self.delivery,
             "notes": list(self.notes),
@@ -344,7 +402,7 @@ def _cue_detail(c: Cue) -> str:
     if c.id == "no-action":
         return "no fix offered after this apology"
     if c.id == "no-follow-up":
-        return "the call ended without a follow-up arranged"
+        return f"the call ended at {_ts(c.t)} with no follow-up arranged"
     return ""
 
 
@@ -354,6 +412,8 @@ def _cue_ev(c: Cue, sentence_at: dict[float, _Text]) -> dict[str, Any]:
     out: dict[str, Any] = {"cue": c.id, "t": round(c.t, 3), "title": c.title,
                            "severity": c.severity}
     words = [w for w in (c.evidence.get("words") or []) if isinstance(w, dict) and "start" in w]
+    if c.id in _ABSENCE_CUES:
+        words = []  # its words are the apology it answers, not the follow-up that is missing
     if words:
         start = round(float(words[0]["start"]), 3)
         out["text"] = " ".join(str(w.get("text", "")).strip() for w in words)
@@ -404,22 +464,39 @@ def _apologies(sents: list[_Text], playbook: Playbook) -> list[_Apology]:
         return []
     not_apology, courtesy = _lex(playbook, "not_apology"), _lex(playbook, "courtesy")
     out = []
-    for s in sents:
+    for i, s in enumerate(sents):
         denied = s.spans(not_apology) if not_apology is not None else []
         polite = s.spans(courtesy) if courtesy is not None else []
         for h in s.hits(apology):
             if h.words[-1].text.strip().endswith("?") or _overlaps(h, denied):
                 continue  # "Sorry?", "sorry, could you repeat that": a request, not an apology
+            if _request_follows(h, sents[i + 1:i + 2], not_apology):
+                continue  # "Sorry. Could you repeat that?": the same request, split in two
             out.append(_Apology(h, courtesy=_overlaps(h, polite)))
     return out
 
 
-def _customer_problems(sents: list[_Text], playbook: Playbook) -> list[_Hit]:
+def _request_follows(h: _Hit, nxt: list[_Text], not_apology: PatternSet | None) -> bool:
+    """A bare "sorry" sentence (as a recogniser often punctuates it) whose next sentence,
+    said at once, is a request to repeat: read as one, ``not_apology`` denies it."""
+    s = h.sentence
+    if not nxt or not_apology is None or h.b < len(s.toks) - 1 or h.a > 2:
+        return False
+    if nxt[0].start - s.end > _NEXT_SENTENCE_S:
+        return False
+    return not_apology.search(f"{s.text} {nxt[0].text}") is not None
+
+
+_COMPLAINT_LEX = ("problem", "frustration", *_SEVERITY_LEX)
+
+
+def _customer_problems(sents: list[_Text], playbook: Playbook,
+                       names: tuple[str, ...] = _COMPLAINT_LEX) -> list[_Hit]:
     negation = _lex(playbook, "not_frustration")
     out: list[_Hit] = []
     for s in sents:
         negated = s.spans(negation) if negation is not None else []
-        for name in ("problem", "frustration"):
+        for name in names:
             ps = _lex(playbook, name)
             if ps is not None:
                 out += [h for h in s.hits(ps) if not _overlaps(h, negated)
@@ -462,7 +539,8 @@ def _names_problem(apo: _Hit, sents: list[_Text], customer: list[Word],
             tails.append((nxt, 0, min(len(nxt.toks), _TAIL_TOKENS)))
     heard = {tok for w in customer if w.start < apo.end for tok in normalise_word(w.text)
              if _content(tok)}
-    problem = _lex(playbook, "problem")
+    problems = [ps for ps in (_lex(playbook, n) for n in ("problem", *_SEVERITY_LEX))
+                if ps is not None]
     generic = playbook.cues.get("generic-apology")
     stock = generic.patterns.get("stock") if generic is not None else None
     specific = generic.patterns.get("specific") if generic is not None else None
@@ -475,7 +553,7 @@ def _names_problem(apo: _Hit, sents: list[_Text], customer: list[Word],
                 tok in _COMPANY and any(_content(t) for t in sent.toks[i + 1:min(b, i + 4)])
             ):
                 named.append(sent.words[sent.tok_word[min(b, i + 3) - 1]])
-        if problem is not None:
+        for problem in problems:
             named += [h.words[-1] for h in sent.hits(problem) if a <= h.a and h.b <= b
                       and not set(sent.toks[h.a:h.b]) <= _BARE_NEGATION]
         if stock is not None and specific is not None and sent is s:
@@ -532,7 +610,8 @@ def score_call(
     ``delivery`` takes the measured figures of :meth:`coach.summary.CallSummary.delivery`
     when known (its ``agent_wpm_median`` is reported with pace); without it the median
     rate is estimated from the agent's word times. ``duration_s`` is only used to say how
-    much audio held no agent speech at all.
+    much audio held no agent speech at all. A call without agent speech has no score
+    (``score`` None, "no speech").
     """
     finals = sorted((w for w in words if w.final), key=lambda w: (w.start, w.end))
     agent = [w for w in finals if w.speaker == AGENT]
@@ -542,10 +621,22 @@ def score_call(
     agent_sents = _sentences(agent, pause)
     customer_sents = _sentences(customer, pause)
     sentence_at = {round(w.start, 3): s for s in agent_sents + customer_sents for w in s.words}
+    aspects = _delivery(cues, sentence_at)
+    wpm = (delivery or {}).get("agent_wpm_median")
+    aspects["pace"]["wpm_median"] = wpm if isinstance(wpm, int | float) else _wpm_median(agent)
+    if not agent:
+        return _no_speech(customer, aspects, duration_s)
 
     complaints = _customer_problems(customer_sents, playbook)
-    owned = [a for a in _apologies(agent_sents, playbook) if not a.courtesy]
+    apologies = _apologies(agent_sents, playbook)
+    # A courtesy ("sorry to keep you waiting") answers a complaint about the wait itself.
+    waited = [h.start for h in _customer_problems(customer_sents, playbook, ("problem_minor",))]
+    owned = [a for a in apologies if not a.courtesy or (waited and a.hit.start >= waited[0])]
     problem = bool(complaints or owned or any(c.id in _VIOLATING for c in cues))
+    severity = _severity(customer_sents, owned, playbook) if problem else None
+    expected = set(EXPECTED[severity]) if severity else set()
+    if _customer_problems(customer_sents, playbook, ("frustration",)):
+        expected.add("empathy")  # a feeling voiced is a feeling to name, whatever the problem
     # Actions count from when the customer could have raised the problem, so the opening
     # "can I take your account number?" is not taken for a fix.
     onset = min([h.start for h in complaints] + [a.hit.start for a in owned]
@@ -556,20 +647,45 @@ def score_call(
     for step in STEPS:
         good = _dedupe(positive[step])[:_MAX_POSITIVE]
         bad = [c for c in cues if c.id in STEP_VIOLATIONS[step]]
-        steps[step] = _judge(step, problem, good, bad, sentence_at)
-    aspects = _delivery(cues, sentence_at)
-    wpm = (delivery or {}).get("agent_wpm_median")
-    aspects["pace"]["wpm_median"] = wpm if isinstance(wpm, int | float) else _wpm_median(agent)
+        steps[step] = _judge(step, severity, step in expected, good, bad, sentence_at)
 
-    apology_loss = sum(s.loss for s in steps.values())
+    faults = (sum(st.status in ("missed", "violated") for st in steps.values())
+              + sum(a["count"] for a in aspects.values()))
+    apology_loss = sum(st.loss for st in steps.values())
     delivery_loss = min(DELIVERY_POINTS, sum(a["loss"] for a in aspects.values()))
-    score = round(min(100.0, max(0.0, 100.0 - apology_loss - delivery_loss)), 1)
+    loss = round(min(MAX_LOSS, apology_loss + delivery_loss), 1)
+    score = CLEAN_SCORE if not faults else round(FAULT_CEILING * (1 - loss / MAX_LOSS), 1)
     notes = []
-    if not agent:
-        notes.append(f"no agent speech recognised in {duration_s:.0f} s of audio")
-    elif not problem:
+    if not problem:
         notes.append("no problem or apology in the call: scored on delivery only")
-    return CallScore(score, problem, steps, aspects, notes)
+    else:
+        assert severity is not None
+        notes.append(f"{SEVERITY_LABELS[severity]}: expects "
+                     + ", ".join(STEP_TITLES[st].lower() for st in STEPS if st in expected))
+    return CallScore(score, problem, steps, aspects, notes, severity, faults, loss)
+
+
+def _no_speech(customer: list[Word], aspects: dict[str, dict[str, Any]],
+               duration_s: float) -> CallScore:
+    note = f"no agent speech recognised in {duration_s:.0f} s of audio"
+    if customer:
+        note += (f" (the customer side has {len(customer)} words: is the agent's channel "
+                 "the right one?)")
+    steps = {st: StepResult("n/a", [], NO_SPEECH, 0.0) for st in STEPS}
+    return CallScore(None, False, steps, aspects, [note])
+
+
+def _severity(customer_sents: list[_Text], owned: list[_Apology], playbook: Playbook) -> str:
+    """"minor" when the words of the problem (the customer's, and the agent's apologies)
+    speak only of a short wait or a small delay; else "major" (a problem the playbook's
+    severity words do not place counts as a real failure)."""
+    said = customer_sents + [a.hit.sentence for a in owned]
+    major, minor = _lex(playbook, "problem_major"), _lex(playbook, "problem_minor")
+    if major is None or minor is None:
+        return "major"
+    if any(s.hits(major) for s in said):
+        return "major"
+    return "minor" if any(s.hits(minor) for s in said) else "major"
 
 
 def _positive(agent_sents: list[_Text], customer: list[Word], owned: list[_Apology],
@@ -628,10 +744,12 @@ def _dedupe(evidence: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _judge(step: str, problem: bool, good: list[dict[str, Any]], bad: list[Cue],
-           sentence_at: dict[float, _Text]) -> StepResult:
-    if not problem:
+def _judge(step: str, severity: str | None, expected: bool, good: list[dict[str, Any]],
+           bad: list[Cue], sentence_at: dict[float, _Text]) -> StepResult:
+    if severity is None:
         return StepResult("n/a", [], "no problem raised in the call", 0.0)
+    contradicted = [c for c in bad if c.id in _ABSENCE_CUES and (good or not expected)]
+    bad = [c for c in bad if c not in contradicted]
     if bad:
         ids = sorted({c.id for c in bad}, key=[c.id for c in bad].index)
         loss = STEP_POINTS + min(VIOLATION_PENALTY_CAP, VIOLATION_PENALTY * len(bad))
@@ -642,8 +760,13 @@ def _judge(step: str, problem: bool, good: list[dict[str, Any]], bad: list[Cue],
         evidence = sorted([_cue_ev(c, sentence_at) for c in bad] + good, key=_ev_time)
         return StepResult("violated", evidence, note, loss)
     if good:
-        return StepResult("met", good, _MET_NOTES[step], 0.0)
-    return StepResult("missed", [], _MISSED_NOTES[step], STEP_POINTS)
+        note = _MET_NOTES[step]
+        if contradicted:
+            note += f" (the {contradicted[0].id} cue at the call's end missed these words)"
+        return StepResult("met", good, note, 0.0)
+    if expected:
+        return StepResult("missed", [], _MISSED_NOTES[step], STEP_POINTS)
+    return StepResult("n/a", [], f"not expected for a {severity} problem", 0.0)
 
 
 def score_events(events: Iterable[Any], playbook: Playbook, *,

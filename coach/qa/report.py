@@ -35,6 +35,7 @@ from coach.rubric import (
     DELIVERY_ASPECTS,
     DELIVERY_DEDUCTION,
     DELIVERY_POINTS,
+    FAULT_CEILING,
     PARTLY_MET_CREDIT,
     STEP_POINTS,
     STEP_TITLES,
@@ -591,13 +592,17 @@ def _step_table(summary: dict[str, Any]) -> str:
 
 def _formula() -> str:
     return (
-        f"Every call starts at 100. On a call with a problem in it, each of the five steps "
-        f"met costs nothing, a step missed costs {STEP_POINTS:g}, a step violated costs "
-        f"{STEP_POINTS:g} plus {VIOLATION_PENALTY:g} per fault (at most "
-        f"+{VIOLATION_PENALTY_CAP:g}), {PARTLY_MET_CREDIT:g} back if the agent also got it "
-        f"right elsewhere in the call. Delivery faults cost {DELIVERY_DEDUCTION:g} each (at "
-        f"most {DELIVERY_ASPECT_CAP:g} per kind, {DELIVERY_POINTS:g} in all). Calls with no "
-        "problem and no apology are scored on delivery only."
+        "A call with no fault scores 100. A fault is an apology step missed or violated, or "
+        "a delivery cue; the steps expected depend on the problem: a minor one (a short "
+        "wait, a small delay) needs an apology that names it and the fix, a real failure "
+        "all five steps, and a voiced feeling needs empathy. The faults' loss: a step missed "
+        f"{STEP_POINTS:g}, violated {STEP_POINTS:g} plus {VIOLATION_PENALTY:g} per fault (at "
+        f"most +{VIOLATION_PENALTY_CAP:g}), {PARTLY_MET_CREDIT:g} back if the agent also got "
+        f"it right elsewhere; delivery {DELIVERY_DEDUCTION:g} per cue (at most "
+        f"{DELIVERY_ASPECT_CAP:g} per kind, {DELIVERY_POINTS:g} in all). A call with faults "
+        f"scores {FAULT_CEILING:g} x (1 - loss/100), so it always ranks below every clean "
+        "call. Calls with no problem are scored on delivery only; calls with no agent speech "
+        "are not scored."
     )
 
 
