@@ -130,6 +130,31 @@ def test_summary_of_nothing() -> None:
     assert (s["scored"], s["skipped"], s["mean_score"], s["median_score"]) == (0, 1, None, None)
 
 
+def silent(call: str, duration: float = 42.0) -> dict:
+    """A result as the runner writes it for a recording with no speech."""
+    scored = score_call([], [], PB, duration_s=duration).to_dict()
+    return {**skipped(call, "no speech"), **scored, "status": "no speech",
+            "duration_s": duration, "key": call}
+
+
+def test_no_speech_calls_are_reported_as_such_and_kept_out_of_the_figures(tmp_path,
+                                                                          results) -> None:
+    rows = [r for r in results if r["status"] == "ok"]
+    with_silent = [*rows, silent("hold_music"), silent("blank", 12.0)]
+    s, before = summarise(with_silent), summarise(rows)
+    assert (s["scored"], s["no_speech"], s["skipped"]) == (len(rows), 2, 0)
+    assert (s["mean_score"], s["median_score"], s["score_bins"]) == (
+        before["mean_score"], before["median_score"], before["score_bins"])
+    assert s["audio_hours"] == before["audio_hours"]
+    paths = write_reports(with_silent, tmp_path / "r")
+    page = paths["html"].read_text(encoding="utf-8")
+    assert "<h2>No speech (2)</h2>" in page and ">hold_music<" in page and "0:42" in page
+    assert "Skipped files" not in page
+    with paths["csv"].open(newline="", encoding="utf-8") as f:
+        by_call = {r["call"]: r for r in csv.DictReader(f)}
+    assert by_call["blank"]["status"] == "no speech" and by_call["blank"]["score"] == ""
+
+
 def test_reports_into_a_path_that_is_a_file_fail_clearly(tmp_path, results) -> None:
     blocker = tmp_path / "out"
     blocker.write_text("x")

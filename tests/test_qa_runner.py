@@ -657,3 +657,35 @@ def test_store_saves_scored_calls_and_serves_as_a_source(tmp_path):
     none = run_qa(QaOptions(source="store:", store_url=url, out_dir=tmp_path / "qa3",
                             store_filters={"agent": "nobody"}))
     assert (none.found, none.analysed) == (0, 0)
+
+
+# --- no speech --------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_silent_recording_is_reported_as_no_speech_not_scored(tmp_path):
+    """`coach qa` on a real silent recording (a quiet room hum, 16 kHz stereo FLAC) beside a
+    scored transcript: the silent call is analysed, has no score, and stays out of the mean."""
+    src = tmp_path / "calls"
+    src.mkdir()
+    rng = np.random.default_rng(3)
+    t = np.arange(20 * 16000) / 16000
+    hum = 0.002 * np.sin(2 * np.pi * 50 * t) + 0.0005 * rng.standard_normal(t.size)
+    sf.write(src / "hold_silence.flac", np.stack([hum, hum], axis=1).astype(np.float32), 16000)
+    (src / "good.vtt").write_text(GOOD_CALL)
+    out = tmp_path / "qa"
+    proc = subprocess.run([PY, "-m", "coach.qa", str(src), "--sample", "100%",
+                           "--out", str(out), "--workers", "1"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 analysed, 1 with no speech (not scored)" in proc.stderr
+    rows = {r["call"]: r for r in log_rows(out)}
+    quiet = rows["hold_silence"]
+    assert quiet["status"] == "no speech" and quiet["score"] is None
+    assert quiet["duration_s"] == pytest.approx(20.0, abs=0.1)
+    assert quiet["notes"] == ["no agent speech recognised in 20 s of audio"]
+    summary = json.loads((out / "results.json").read_text())["summary"]
+    assert (summary["scored"], summary["no_speech"], summary["skipped"]) == (1, 1, 0)
+    assert summary["mean_score"] == rows["good"]["score"]
+    assert sum(summary["score_bins"]) == 1
+    page = (out / "report.html").read_text()
+    assert "<h2>No speech (1)</h2>" in page and "0:20" in page

@@ -136,6 +136,8 @@ def run(args: argparse.Namespace, err: TextIO | None = None) -> int:
 
 def _print_summary(s, opts, err: TextIO) -> None:
     parts = [f"{s.analysed} analysed"]
+    if s.no_speech:
+        parts.append(f"{s.no_speech} with no speech (not scored)")
     if s.skipped or s.failed:
         parts.append(f"{s.skipped + s.failed} skipped")
     if s.done_before:

@@ -46,6 +46,8 @@ from coach.rubric import (
 
 __all__ = ["CSV_COLUMNS", "summarise", "write_reports"]
 
+NO_SPEECH = "no speech"  # a result's status when the call held no agent speech
+
 _HEAD = ["call", "score", "status", "problem", "duration_s"]
 _TAIL = ["agent_channel", "kind", "model", "store_id", "path", "key", "reason", "analysed_at",
          "seconds"]
@@ -74,6 +76,11 @@ def _num(x: Any) -> float | None:
 
 def _scored(r: dict[str, Any]) -> bool:
     return r.get("status") == "ok" and _num(r.get("score")) is not None
+
+
+def _no_speech(r: dict[str, Any]) -> bool:
+    """Analysed, but no agent speech to score: reported as such, kept out of the figures."""
+    return r.get("status") == NO_SPEECH
 
 
 def _order(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -112,7 +119,8 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "calls": len(results),
         "scored": len(scored),
-        "skipped": len(results) - len(scored),
+        "no_speech": sum(1 for r in results if _no_speech(r)),
+        "skipped": sum(1 for r in results if not _scored(r) and not _no_speech(r)),
         "problem_calls": len(problem),
         "audio_hours": round(sum(_num(r.get("duration_s")) or 0.0 for r in scored) / 3600, 3),
         "mean_score": round(statistics.fmean(scores), 1) if scores else None,
@@ -571,6 +579,12 @@ def _bands(scored: list[dict[str, Any]]) -> str:
         f'<div class="band {cls}"><b>{n}</b>{label}</div>' for cls, label, n in bands) + "</div>"
 
 
+def _silent_why(r: dict[str, Any]) -> str:
+    """The note after "no speech" when it says more (the customer side did speak)."""
+    note = next((n for n in r.get("notes") or [] if "customer side" in str(n)), None)
+    return f": {note}" if note else ""
+
+
 def _kpi(value: str, label: str) -> str:
     return f'<div class="kpi"><div class="v">{value}</div><div class="l">{_e(label)}</div></div>'
 
@@ -610,7 +624,8 @@ def _render_html(ordered: list[dict[str, Any]], summary: dict[str, Any], *, titl
                 replay_url: str | None, generated: str) -> str:
     """The report page (``ordered``: results worst first, as write_reports sorts them)."""
     scored = [r for r in ordered if _scored(r)]
-    skipped = [r for r in ordered if not _scored(r)]
+    silent = [r for r in ordered if _no_speech(r)]
+    skipped = [r for r in ordered if not _scored(r) and not _no_speech(r)]
     hours = summary["audio_hours"]
     audio = f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
     mean = "—" if summary["mean_score"] is None else f"{summary['mean_score']:.0f}"
@@ -618,6 +633,7 @@ def _render_html(ordered: list[dict[str, Any]], summary: dict[str, Any], *, titl
     kpis = "".join([
         _kpi(str(summary["scored"]), "calls scored"),
         _kpi(str(summary["skipped"]), "skipped"),
+        *([_kpi(str(len(silent)), "no speech")] if silent else []),
         _kpi(audio, "of audio"),
         _kpi(mean, "mean score"),
         _kpi(median, "median score"),
@@ -656,6 +672,16 @@ def _render_html(ordered: list[dict[str, Any]], summary: dict[str, Any], *, titl
         skipped_html = (f'<section><h2>Skipped files ({len(skipped)})</h2><table class="skipped">'
                         f"<tr><th>call</th><th>path</th><th>reason</th></tr>{rows}</table>"
                         "</section>")
+    if silent:
+        rows = "".join(
+            f"<tr><td>{_call_name(r, _replay(r, replay_url))}</td>"
+            f"<td class='path'>{_e(r.get('path'))}</td><td>{_length(r.get('duration_s'))}</td>"
+            f"<td>no speech{_e(_silent_why(r))}</td></tr>" for r in silent)
+        skipped_html = (f'<section><h2>No speech ({len(silent)})</h2><p class="muted">Analysed, '
+                        "but no agent speech was recognised: not scored, and left out of the "
+                        'figures above.</p><table class="skipped"><tr><th>call</th><th>path</th>'
+                        f"<th>length</th><th>status</th></tr>{rows}</table></section>"
+                        + skipped_html)
     replay_note = f" · replay: {_e(replay_url)}" if replay_url else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -59,6 +59,8 @@ __all__ = [
 ]
 
 MODES = ("fast", "live")
+NO_SPEECH = "no speech"  # a result's status when the call held no agent speech (no score)
+ANALYSED = ("ok", NO_SPEECH)  # statuses of calls that were analysed (not skipped)
 DEFAULT_MODEL = "tiny.en"
 
 
@@ -242,10 +244,13 @@ def _score_into(out: dict, summary, playbook, duration_s: float) -> None:
 
     sc = score_call(summary.words, summary.cues, playbook, duration_s=duration_s,
                     delivery=summary.delivery()).to_dict()
+    if sc.get("status") == NO_SPEECH:  # nothing to score: kept out of the averages
+        out.update(status=NO_SPEECH, reason=NO_SPEECH)
     out.update({
         "duration_s": round(float(duration_s), 3),
         "score": sc["score"],
         "problem": sc["problem"],
+        "severity": sc.get("severity"),
         "steps": sc["steps"],
         "delivery": sc["delivery"],
         "notes": sc.get("notes", []),
@@ -390,7 +395,7 @@ def run_task(task: Task) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
     res["path"] = task.source.path
     if task.store_id is not None:
         res["store_id"] = task.store_id
-    return res, (events if res["status"] == "ok" else None)
+    return res, (events if res["status"] in ANALYSED else None)
 
 
 Outcome = tuple[Task, tuple[dict[str, Any], list | None] | None, str | None]
@@ -614,6 +619,7 @@ class RunSummary:
     wall_s: float = 0.0
     reports: dict[str, Path] = field(default_factory=dict)
     ignored: int = 0
+    no_speech: int = 0  # analysed, but no agent speech to score
 
     @property
     def x_realtime(self) -> float | None:
@@ -810,8 +816,9 @@ def _run_locked(opts: QaOptions, out_dir: Path, store, err: TextIO, t_start: flo
                     say(f"coach: failed {task.source.path}: {row['reason']}")
                     continue
                 res, events = outcome
-                if res["status"] == "ok":
+                if res["status"] in ANALYSED:
                     summary.analysed += 1
+                    summary.no_speech += res["status"] == NO_SPEECH
                     summary.audio_s += float(res.get("duration_s") or 0.0)
                     if store is not None:
                         _store_result(store, task, res, events, say)

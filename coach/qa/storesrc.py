@@ -81,7 +81,7 @@ def export_audio(store, call_id: str, dest_dir: Path) -> Path:
 def save_result(store, task: Task, res: dict[str, Any], events: list | None) -> str | None:
     """Put the analysed call's score in the store; returns its id. A call from the store
     only gets its score; a file is saved (events + audio) first unless it is there."""
-    if res.get("status") != "ok":
+    if res.get("status") not in ("ok", "no speech"):
         return res.get("store_id")
     if task.store_id is not None:
         store.set_score(task.store_id, res.get("score"))
