@@ -14,11 +14,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test,bench,base]'
 	touch $@
 
-# Debian packages the tests use: espeak-ng renders call scripts to audio; xvfb, xdotool
+# Debian packages the tests use: espeak-ng (and flite, more voices for the benchmarks)
+# render call scripts to audio; xvfb, xdotool
 # and imagemagick show and drive the overlay on a virtual screen; pulseaudio gives a real
 # virtual sound device; libportaudio2 is what sounddevice talks to; chromium renders the
 # browser overlay and replay pages; postgresql is the team store the store tests start.
-DEBS ?= espeak-ng xvfb xdotool imagemagick pulseaudio pulseaudio-utils libportaudio2 chromium postgresql
+DEBS ?= espeak-ng flite xvfb xdotool imagemagick pulseaudio pulseaudio-utils libportaudio2 chromium postgresql
 sysdeps:
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

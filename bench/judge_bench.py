@@ -12,10 +12,16 @@ fire a false negative, and any other word cue that fires a false positive (so ev
 on an innocent item is a false positive). Cues withdrawn by a retraction do not count.
 Only the word cues are scored (``bench.corpus.WORD_CUES``); delivery cues are ignored.
 
+Audio level (``--audio``): the chosen half (default: held-out) rendered as calls with
+several synthetic voices and analysed by the ``coach analyze`` pipeline, at 16 kHz and on
+a phone line (``bench/judge_audio.py``), plus negative cues per agent-minute on the real
+SpokenWOZ calls. Slow: the streaming recogniser runs at about 3x real time on 2 cores.
+
 Usage::
 
     python bench/judge_bench.py [--split tune|heldout|both] [--json OUT] [--show-errors]
                                 [--playbook FILE] [--corpus DIR]
+                                [--audio [--band 16k|phone|both] [--no-real] [--finals-only]]
 """
 
 from __future__ import annotations
@@ -158,15 +164,38 @@ def error_lines(by_split: dict) -> str:
     return "\n".join(lines) if lines else "no errors"
 
 
+def real_lines(rows: list[dict]) -> str:
+    minutes = sum(r["agent_minutes"] for r in rows)
+    neg = sum(r["negative_cues"] for r in rows)
+    lines = ["Real SpokenWOZ calls (agent on the right)", "",
+             "| call | agent minutes | negative cues | which |", "|---|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['call']} | {r['agent_minutes']:.2f} | {r['negative_cues']} | "
+                     f"{', '.join(r['cues']) or 'none'} |")
+    rate = neg / minutes if minutes else 0.0
+    lines.append(f"| **all** | {minutes:.2f} | {neg} | {rate:.2f} per agent-minute |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--split", choices=("tune", "heldout", "both"), default="both",
-                    help="which half to score (held-out is the figure that counts)")
+    ap.add_argument("--split", choices=("tune", "heldout", "both"), default=None,
+                    help="which half to score (held-out is the figure that counts; "
+                         "default both, or heldout with --audio)")
     ap.add_argument("--playbook", help="a team playbook to use instead of the default")
     ap.add_argument("--corpus", default=str(CORPUS_DIR), help="corpus directory")
     ap.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     ap.add_argument("--show-errors", action="store_true",
                     help="list every item with a missed or a false cue")
+    ap.add_argument("--audio", action="store_true",
+                    help="also render the items as calls and run the analysis pipeline")
+    ap.add_argument("--band", choices=("16k", "phone", "both"), default="both",
+                    help="with --audio: 16 kHz wideband, the phone line, or both")
+    ap.add_argument("--no-real", action="store_true",
+                    help="with --audio: skip the real SpokenWOZ calls")
+    ap.add_argument("--finals-only", action="store_true",
+                    help="with --audio: one recognition pass per utterance (faster, not "
+                         "the live policy)")
     args = ap.parse_args(argv)
     try:
         items = load_corpus(args.corpus)
@@ -174,12 +203,33 @@ def main(argv: list[str] | None = None) -> int:
     except (CorpusError, OSError, ValueError) as exc:
         print(f"judge_bench: {exc}", file=sys.stderr)
         return 2
-    splits = SPLITS if args.split == "both" else (args.split,)
-    result = {"level": "text", "splits": run(items, splits, lambda it: text_fired(it, playbook))}
-    print(markdown(result["splits"]))
+    split = args.split or ("heldout" if args.audio else "both")
+    splits = SPLITS if split == "both" else (split,)
+    result: dict = {"text": {"splits": run(items, splits, lambda it: text_fired(it, playbook))}}
+    print(markdown(result["text"]["splits"]))
     if args.show_errors:
         print()
-        print(error_lines(result["splits"]))
+        print(error_lines(result["text"]["splits"]))
+    if args.audio:
+        from bench.judge_audio import BANDS, Analyser, real_calls, run_bands
+
+        bands = BANDS if args.band == "both" else (args.band,)
+        analyser = Analyser(playbook, finals_only=args.finals_only)
+        chosen = [it for it in items if it.split in splits]
+        audio = run_bands(chosen, analyser, bands, log=lambda m: print(m, file=sys.stderr))
+        result["audio"] = {}
+        for band, pairs in audio.items():
+            by_split = {s: score([(it, f) for it, f in pairs if it.split == s]) for s in splits}
+            result["audio"][band] = by_split
+            print()
+            print(markdown(by_split, f"audio, {band}"))
+            if args.show_errors:
+                print()
+                print(error_lines(by_split))
+        if not args.no_real:
+            result["real"] = real_calls(analyser)
+            print()
+            print(real_lines(result["real"]))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0

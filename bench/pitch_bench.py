@@ -1,12 +1,17 @@
 """Score F0 trackers against the laryngograph references in ``data/pitch/``.
 
-    python bench/pitch_bench.py [--data DIR] [--json OUT]
+    python bench/pitch_bench.py [--data DIR] [--band wide|phone|both] [--json OUT]
 
 Runs coach.pitch_track, Praat (parselmouth, default ``to_pitch``), librosa.pyin and
 librosa.yin on every ``*.wav`` with a ``.f0ref`` beside it, in the same run, and
 prints a Markdown table of gross pitch error, voicing decision error, median
 absolute error in cents and real-time factor (best of 3 timings), pooled over the
 clips, with each method's ratio to Praat.
+
+The phone band (``--band phone``, in ``both`` by default) scores coach.pitch_track and
+Praat on the same clips as a phone line carries them — band-limited to 300–3400 Hz,
+resampled to 8 kHz and coded as μ-law (``bench.render.write_phone``) — the audio the
+customer's side of a call always is.
 """
 
 from __future__ import annotations
@@ -94,16 +99,37 @@ def best_of(fn: Tracker, y: np.ndarray, sr: int, repeats: int = 3):
     return out, best
 
 
-def evaluate(data: Path) -> dict:
+PHONE_METHODS = ("coach.pitch_track", "praat (to_pitch)")
+
+
+def phone_audio(y: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
+    """``y`` through the phone line: 300–3400 Hz, 8 kHz, μ-law coded and decoded."""
+    import tempfile
+
+    from bench.render import PHONE_RATE, write_phone
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "phone.wav"
+        write_phone(path, y, sr)
+        x, got = sf.read(path, dtype="float64")
+    assert got == PHONE_RATE
+    return x, got
+
+
+def evaluate(data: Path, band: str = "wide") -> dict:
     clips = sorted(p for p in data.glob("*.wav") if p.with_suffix(".f0ref").exists())
     if not clips:
         raise SystemExit(f"no *.wav with a .f0ref beside it in {data}")
     audio = {p.stem: sf.read(p, dtype="float64") for p in clips}
+    methods = METHODS
+    if band == "phone":
+        audio = {stem: phone_audio(y, sr) for stem, (y, sr) in audio.items()}
+        methods = {name: METHODS[name] for name in PHONE_METHODS}
     refs = {p.stem: load_f0ref(p.with_suffix(".f0ref")) for p in clips}
-    for fn in METHODS.values():  # warm-up: imports, JIT, caches are not the method's speed
+    for fn in methods.values():  # warm-up: imports, JIT, caches are not the method's speed
         fn(*audio[clips[0].stem])
     results: dict = {}
-    for name, fn in METHODS.items():
+    for name, fn in methods.items():
         pooled, secs, dur, per_clip = Counts(), 0.0, 0.0, {}
         for stem, (y, sr) in audio.items():
             (times, f0), took = best_of(fn, y, sr)
@@ -152,12 +178,21 @@ def markdown(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of *.wav + *.f0ref")
+    ap.add_argument("--band", choices=("wide", "phone", "both"), default="both",
+                    help="the clips as recorded, through the phone line, or both")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
-    results = evaluate(args.data)
-    print(markdown(results))
+    bands = ("wide", "phone") if args.band == "both" else (args.band,)
+    out = {}
+    for band in bands:
+        out[band] = evaluate(args.data, band)
+        title = ("Wideband (the clips as recorded)" if band == "wide" else
+                 "Phone line (300-3400 Hz, 8 kHz, mu-law)")
+        print(f"{title}\n")
+        print(markdown(out[band]))
+        print()
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0
 
 

@@ -97,7 +97,57 @@ def test_bench_runs_the_engine_and_writes_json(tmp_path, capsys):
     out = tmp_path / "r.json"
     assert judge_bench.main(["--corpus", str(d), "--split", "heldout", "--json", str(out),
                              "--show-errors"]) == 0
-    res = json.loads(out.read_text())["splits"]["heldout"]
+    res = json.loads(out.read_text())["text"]["splits"]["heldout"]
     assert res["items"] == 2 and res["innocent_items"] == 1
     assert set(res["per_cue"]) == set(WORD_CUES)
     assert "heldout P" in capsys.readouterr().out
+
+
+# --- audio level: call plan, phone line, attribution (no model) ---------------------------
+
+def test_calls_never_hold_two_items_expecting_the_same_cue():
+    from bench.judge_audio import plan_calls
+
+    held = [it for it in ITEMS if it.split == "heldout"]
+    calls = plan_calls(held)
+    assert sorted(it.id for call in calls for it in call) == sorted(it.id for it in held)
+    for call in calls:
+        cues = [c for it in call for c in it.expect]
+        assert len(cues) == len(set(cues))
+
+
+def test_phone_line_keeps_the_voice_band_only(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from bench.render import PHONE_RATE, SAMPLE_RATE, write_phone
+
+    t = np.arange(SAMPLE_RATE // 2) / SAMPLE_RATE
+
+    def level_db(hz: float) -> float:
+        path = tmp_path / f"{hz}.wav"
+        write_phone(path, (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32))
+        y, sr = sf.read(path, dtype="float32")
+        assert sr == PHONE_RATE and sf.info(path).subtype == "ULAW"
+        mid = y[len(y) // 4: 3 * len(y) // 4]
+        return 20 * np.log10(np.sqrt(np.mean(mid ** 2)) + 1e-12)
+
+    inband = level_db(1000)
+    assert inband > -15
+    assert level_db(100) < inband - 20     # below the 300 Hz edge
+    assert level_db(3900) < inband - 20    # above 3400 Hz (and near Nyquist at 8 kHz)
+
+
+def test_a_cue_belongs_to_the_item_whose_span_holds_it():
+    from bench.judge_audio import attribute
+    from coach.events import Cue
+
+    manifest = {"items": [{"id": "a", "start": 0.5, "end": 4.0, "span_end": 7.0},
+                          {"id": "b", "start": 7.0, "end": 12.0, "span_end": 15.0}]}
+
+    def cue(cid: str, t: float) -> Cue:
+        return Cue(cid, t, "agent", "nudge", "T", "A")
+
+    got = attribute([cue("blame-shift", 3.0), cue("no-action", 6.4),
+                     cue("minimizing", 9.0), cue("dead-air", 9.5)], manifest)
+    assert got == {"a": {"blame-shift", "no-action"}, "b": {"minimizing"}}

@@ -1,0 +1,194 @@
+"""Audio level of the judgement benchmark: the corpus rendered as calls and analysed by the
+same pipeline as ``coach analyze``, at 16 kHz and on a phone line.
+
+Items are grouped into calls (no two items in a call expect the same cue, so a cue's
+cooldown never hides a true positive); each call pairs an agent voice and a customer voice
+(``bench.render``); an item's turns are 0.5 s apart and items 3 s apart. A word cue counts
+for the item whose time span holds the cue's time (from the item's first word to the next
+item's first word, less 0.5 s). Rendered calls are cached under ``bench/out/judge_audio/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import soundfile as sf
+
+from bench.corpus import WORD_CUES, Item
+from bench.render import (
+    AGENT_VOICES,
+    CUSTOMER_VOICES,
+    SAMPLE_RATE,
+    Voice,
+    available,
+    cache_key,
+    lay_out,
+    synthesise,
+    write_phone,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out" / "judge_audio"
+BANDS = ("16k", "phone")
+ITEM_GAP_S = 3.0
+TURN_GAP_S = 0.5
+PER_CALL = 12
+NEGATIVE = ("nudge", "warn")
+SPOKENWOZ = ROOT.parent / "shared" / "data" / "calls" / "spokenwoz"
+
+
+def plan_calls(items: list[Item], per_call: int = PER_CALL) -> list[list[Item]]:
+    """Deterministic grouping: items in hash order, each into the first call that does not
+    yet expect any of its cues and has room."""
+    order = sorted(items, key=lambda it: hashlib.sha1(it.id.encode()).hexdigest())
+    calls: list[list[Item]] = []
+    for it in order:
+        for call in calls:
+            used = set().union(*(c.expect for c in call))
+            if len(call) < per_call and not (used & it.expect):
+                call.append(it)
+                break
+        else:
+            calls.append([it])
+    return calls
+
+
+def voices_for(k: int) -> tuple[Voice, Voice]:
+    agents = [v for v in AGENT_VOICES if available(v)]
+    customers = [v for v in CUSTOMER_VOICES if available(v)]
+    agent = agents[k % len(agents)]
+    customer = customers[k % len(customers)]
+    if customer == agent:
+        customer = customers[(k + 1) % len(customers)]
+    return agent, customer
+
+
+def render_call(items: list[Item], agent: Voice, customer: Voice, stem: Path) -> dict:
+    """Write ``<stem>.16k.flac`` and ``<stem>.phone.wav``; return the manifest."""
+    turns, owners = [], []
+    for k, it in enumerate(items):
+        for j, (speaker, text) in enumerate(it.turns):
+            gap = (ITEM_GAP_S if k else 0.0) if j == 0 else TURN_GAP_S
+            audio = synthesise(text, agent if speaker == "agent" else customer)
+            turns.append((speaker, audio, gap))
+            owners.append(it.id)
+    stereo, spans = lay_out(turns)
+    starts: dict[str, float] = {}
+    ends: dict[str, float] = {}
+    for owner, (s, e) in zip(owners, spans, strict=True):
+        starts.setdefault(owner, s)
+        ends[owner] = e
+    duration = len(stereo) / SAMPLE_RATE
+    manifest = {"agent_voice": agent.label, "customer_voice": customer.label,
+                "duration_s": round(duration, 3), "items": []}
+    for k, it in enumerate(items):
+        nxt = starts[items[k + 1].id] if k + 1 < len(items) else duration
+        manifest["items"].append({"id": it.id, "start": round(starts[it.id], 3),
+                                  "end": round(ends[it.id], 3), "span_end": round(nxt, 3)})
+    sf.write(f"{stem}.16k.flac", stereo, SAMPLE_RATE, subtype="PCM_16")
+    write_phone(Path(f"{stem}.phone.wav"), stereo)
+    Path(f"{stem}.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return manifest
+
+
+def render_all(items: list[Item], out: Path = OUT,
+               log: Callable[[str], None] = print) -> list[tuple[Path, dict]]:
+    """Render (or reuse from the cache) every call of ``items``: [(stem, manifest)]."""
+    calls = plan_calls(items)
+    done = []
+    for k, call in enumerate(calls):
+        agent, customer = voices_for(k)
+        key = cache_key({"turns": [it.turns for it in call], "agent": agent,
+                         "customer": customer, "gap": ITEM_GAP_S, "turn_gap": TURN_GAP_S})
+        stem = out / f"call{k:02d}-{key}"
+        if Path(f"{stem}.json").exists() and Path(f"{stem}.phone.wav").exists():
+            manifest = json.loads(Path(f"{stem}.json").read_text(encoding="utf-8"))
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            manifest = render_call(call, agent, customer, stem)
+            log(f"rendered {stem.name}: {len(call)} items, {manifest['duration_s']:.0f} s, "
+                f"agent {agent.label}, customer {customer.label}")
+        done.append((stem, manifest))
+    return done
+
+
+class Analyser:
+    """The ``coach analyze`` pipeline (streaming faster-whisper, Silero VAD, prosody, cues),
+    loaded once."""
+
+    def __init__(self, playbook, *, finals_only: bool = False):
+        from coach.io.vad import SileroVad
+        from coach.io.whisper import WhisperTranscriber
+
+        self.playbook = playbook
+        self.tx, self.vad = WhisperTranscriber(), SileroVad()
+        self.finals_only = finals_only
+
+    def events(self, path: Path, agent_channel: str = "left") -> tuple[list, object]:
+        from coach.analyze import analyze_file
+        from coach.asr import StreamingOptions
+        from coach.pipeline import PipelineOptions
+
+        opts = PipelineOptions(streaming=StreamingOptions(finals_only=self.finals_only))
+        got: list = []
+        res = analyze_file(path, transcriber=self.tx, make_vad=self.vad.shared,
+                           playbook=self.playbook, agent_channel=agent_channel,
+                           options=opts, on_event=got.append)
+        return got, res
+
+
+def attribute(cues: list, manifest: dict) -> dict[str, set[str]]:
+    """Word cues per item id: a cue belongs to the item whose span holds its time, the
+    span starting 0.5 s before the item's first rendered word (recognised word times can
+    lead the rendered turn a little); a cue before the first item goes to the first."""
+    items = manifest["items"]
+    fired: dict[str, set[str]] = {it["id"]: set() for it in items}
+    for c in cues:
+        if c.id not in WORD_CUES:
+            continue
+        owner = items[0]["id"]
+        for it in items:
+            if it["start"] - 0.5 <= c.t:
+                owner = it["id"]
+        fired[owner].add(c.id)
+    return fired
+
+
+def run_bands(items: list[Item], analyser: Analyser, bands=BANDS,
+              log: Callable[[str], None] = print) -> dict[str, list[tuple[Item, set[str]]]]:
+    """``{band: [(item, fired word cues)]}`` through rendered audio."""
+    from bench.judge_bench import surviving
+
+    by_id = {it.id: it for it in items}
+    calls = render_all(items, log=log)
+    out: dict[str, list[tuple[Item, set[str]]]] = {b: [] for b in bands}
+    for band in bands:
+        for stem, manifest in calls:
+            path = Path(f"{stem}.16k.flac" if band == "16k" else f"{stem}.phone.wav")
+            events, _ = analyser.events(path)
+            fired = attribute(surviving(events), manifest)
+            out[band] += [(by_id[i], f) for i, f in fired.items()]
+        log(f"analysed {len(calls)} calls at {band}")
+    return out
+
+
+def real_calls(analyser: Analyser, directory: Path = SPOKENWOZ) -> list[dict]:
+    """Negative (nudge/warn) cues per agent-minute on the real SpokenWOZ calls (agent on the
+    right channel)."""
+    from bench.judge_bench import surviving
+
+    rows = []
+    for wav in sorted(directory.glob("*.wav")):
+        events, res = analyser.events(wav, agent_channel="right")
+        cues = surviving(events)
+        neg = [c for c in cues if c.severity in NEGATIVE]
+        minutes = res.summary.talk_s["agent"] / 60
+        rows.append({"call": wav.stem, "agent_minutes": round(minutes, 2),
+                     "negative_cues": len(neg), "cues": sorted(c.id for c in neg),
+                     "voice_cues": sorted(c.id for c in cues
+                                          if c.id in ("tone-tense", "volume-loud"))})
+    return rows
+
