@@ -119,6 +119,10 @@ def _live(args: argparse.Namespace) -> int:
     from coach.playbook import load_playbook
 
     check_bind(args.host, args.token)
+    if args.geometry is not None:
+        from coach.io.overlay.prefs import parse_geometry
+
+        parse_geometry(args.geometry)  # a bad value fails before the model loads
     playbook = load_playbook(args.playbook)
     if args.source:
         source = FileSource(args.source, agent_channel=args.agent_channel, realtime=True,
@@ -153,6 +157,8 @@ def _live(args: argparse.Namespace) -> int:
             cmd = [sys.executable, "-m", "coach.io.overlay", "--url", url]
             if args.token:
                 cmd += ["--token", args.token]
+            if args.geometry is not None:
+                cmd += ["--geometry", args.geometry]
             overlay = subprocess.Popen(cmd)
         else:
             print("coach: no display for the overlay; cues are printed here", file=sys.stderr)
@@ -249,9 +255,9 @@ def _devices(args: argparse.Namespace) -> int:
 
 
 def _overlay(args: argparse.Namespace) -> int:
-    from coach.io.overlay import run_overlay
+    from coach.io.overlay import options_from, run_overlay
 
-    return run_overlay(args.url, token=args.token)
+    return run_overlay(args.url, **options_from(args))
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -306,6 +312,9 @@ def _build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--port", type=int, default=8765)
     lv.add_argument("--token", help="access token (required to listen beyond localhost)")
     lv.add_argument("--no-overlay", action="store_true", help="do not open the desktop overlay")
+    lv.add_argument("--geometry", default=None, metavar="WxH+X+Y",
+                    help="the desktop overlay's size and place in pixels, e.g. 380x150+40+40 "
+                         "(default: where it was last left, else 380x150)")
     lv.add_argument("--agent", default=None, help="agent name stored with the call")
     lv.add_argument("--record-dir", help="where calls are recorded (default: $COACH_DATA/live "
                                          "or ~/.local/share/coach/live)")
@@ -346,9 +355,10 @@ def _build_parser() -> argparse.ArgumentParser:
     dv = sub.add_parser("devices", help="list audio devices for --mic / --line / --device")
     dv.set_defaults(func=_devices)
 
+    from coach.io.overlay import add_options as add_overlay_options
+
     ov = sub.add_parser("overlay", help="the desktop overlay, connected to a running service")
-    ov.add_argument("--url", default="ws://127.0.0.1:8765/ws")
-    ov.add_argument("--token", default=None)
+    add_overlay_options(ov)
     ov.set_defaults(func=_overlay)
     return p
 
