@@ -641,14 +641,14 @@ def test_store_saves_scored_calls_and_serves_as_a_source(tmp_path):
         assert call["score"] == row["score"] and call["words"]
         st.set_score(row["store_id"], None)
     assert (tmp_path / "qa" / "report.html").read_text().count(row["store_id"]) == 0  # no URL
-    # the store as SOURCE: its stored audio is analysed and the score written back
+    # the store as SOURCE: scored from the events it was stored with, score written back
     s = run_qa(QaOptions(source="store:", store_url=url, out_dir=tmp_path / "qa2",
                          workers=1, replay_url="http://qa.example:8765"))
     [r2] = log_rows(tmp_path / "qa2")
     assert s.analysed == 1
     assert r2["path"] == r2["key"] == f"store:{row['store_id']}"
     assert r2["store_id"] == row["store_id"] and r2["status"] == "ok"
-    assert r2["score"] == row["score"]  # same audio (16 kHz stereo, agent left)
+    assert r2["score"] == row["score"] and r2["mode"] == "stored"  # one score per call
     assert f"http://qa.example:8765/calls/{row['store_id']}" in \
         (tmp_path / "qa2" / "report.html").read_text()
     with open_store(url) as st:

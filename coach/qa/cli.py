@@ -74,6 +74,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     rep.add_argument("--agent", help="SOURCE store: only this agent's calls")
     rep.add_argument("--since", help="SOURCE store: only calls since this date (YYYY-MM-DD)")
     rep.add_argument("--cue", help="SOURCE store: only calls with this cue")
+    rep.add_argument("--reanalyse", action="store_true",
+                     help="SOURCE store: analyse the stored audio again (default: score the "
+                          "words and cues each call was stored with, so it keeps one score)")
     q.set_defaults(func=run)
     return q
 
@@ -90,6 +93,8 @@ def _options(args: argparse.Namespace):
         raise CoachError("--beam must be between 1 and 10")
     from_store = args.source.startswith("store:")
     filters = {k: getattr(args, k) for k in ("agent", "since", "cue") if getattr(args, k)}
+    if getattr(args, "reanalyse", False) and not from_store:
+        raise CoachError("--reanalyse is for SOURCE store: (other calls are always analysed)")
     if filters and not from_store:
         raise CoachError("--agent, --since and --cue filter calls in the store: use them "
                          "with SOURCE store:")
@@ -103,7 +108,8 @@ def _options(args: argparse.Namespace):
         replay_url=args.replay_url.rstrip("/") if args.replay_url else None,
         transcript_agent=args.transcript_agent, progress=progress, title=args.title,
         save_to_store=args.store is not None and not from_store,
-        store_url=args.store or None, store_filters=filters)
+        store_url=args.store or None, store_filters=filters,
+        reanalyse=bool(getattr(args, "reanalyse", False)))
 
 
 def _sigterm(signum, frame) -> None:  # pragma: no cover - exercised through a subprocess

@@ -50,7 +50,12 @@ NO_SPEECH = "no speech"  # a result's status when the call held no agent speech
 
 _HEAD = ["call", "score", "status", "problem", "duration_s"]
 _TAIL = ["agent_channel", "kind", "model", "store_id", "path", "key", "reason", "analysed_at",
-         "seconds"]
+         "seconds", "mode"]
+# The path that produced a call's score (a result's "mode"), as the report says it.
+SCORED_FROM = {"stored": "scored from its stored words and cues",
+               "fast": "scored from a fast analysis of the audio",
+               "live": "scored from the live pipeline run on the audio",
+               "text": "scored from the transcript"}
 CSV_COLUMNS: tuple[str, ...] = (*_HEAD, *STEPS, *DELIVERY_ASPECTS, *CUE_IDS, *_TAIL)
 """The columns of results.csv: the call, its score and status, one column per rubric step
 (met/missed/violated/n/a), one per delivery aspect (ok/fault), one count per cue id."""
@@ -120,6 +125,8 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
         "calls": len(results),
         "scored": len(scored),
         "no_speech": sum(1 for r in results if _no_speech(r)),
+        "scored_from": dict(Counter(str(r.get("mode")) for r in scored if r.get("mode"))
+                            .most_common()),
         "skipped": sum(1 for r in results if not _scored(r) and not _no_speech(r)),
         "problem_calls": len(problem),
         "audio_hours": round(sum(_num(r.get("duration_s")) or 0.0 for r in scored) / 3600, 3),
@@ -537,6 +544,8 @@ def _call_card(rank: int, r: dict[str, Any], replay_url: str | None) -> str:
     meta.append("problem call" if r.get("problem") else "no problem raised")
     if r.get("agent_channel"):
         meta.append(f"agent {_e(r.get('agent_channel'))}")
+    if r.get("mode") in SCORED_FROM:
+        meta.append(SCORED_FROM[str(r["mode"])])
     replay = f'<a class="replay" href="{_e(link)}">Open replay ▸</a>' if link else ""
     return f"""
 <article class="callcard" id="call-{rank}">
@@ -577,6 +586,14 @@ def _bands(scored: list[dict[str, Any]]) -> str:
              ("good", "80 and up", sum(s >= 80 for s in scores)))
     return '<div class="bands">' + "".join(
         f'<div class="band {cls}"><b>{n}</b>{label}</div>' for cls, label, n in bands) + "</div>"
+
+
+def _paths_line(summary: dict[str, Any]) -> str:
+    """Which path produced the scores: "Scores: 3 from stored words and cues, 1 fast..."."""
+    short = {"stored": "from stored words and cues", "fast": "from a fast analysis",
+             "live": "from the live pipeline", "text": "from transcripts"}
+    parts = [f"{n} {short.get(m, _e(m))}" for m, n in summary.get("scored_from", {}).items()]
+    return f'<p class="muted paths">Scores: {", ".join(parts)}.</p>' if parts else ""
 
 
 def _silent_why(r: dict[str, Any]) -> str:
@@ -693,6 +710,7 @@ def _render_html(ordered: list[dict[str, Any]], summary: dict[str, Any], *, titl
 <p class="sub">Apology rubric report · generated {_e(_when(generated))}{replay_note}</p></header>
 <main>
 <section class="kpis">{kpis}</section>
+{_paths_line(summary)}
 {charts}
 <section><h2>Calls to listen to first</h2>
 <p class="muted">Worst score first. Each call lists what cost it the most points; open

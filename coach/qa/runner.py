@@ -263,6 +263,27 @@ def _score_into(out: dict, summary, playbook, duration_s: float) -> None:
     })
 
 
+def new_result(src: CallSource, key: str | None, model: str | None, mode: str
+               ) -> dict[str, Any]:
+    """An empty result dict of the contract. ``mode`` is the path that scores the call:
+    ``fast`` or ``live`` (audio analysed), ``text`` (a transcript), ``stored`` (the events
+    a stored call was saved with)."""
+    return {
+        "call": src.call, "path": src.path, "key": key, "kind": src.kind, "status": "ok",
+        "reason": None, "duration_s": None, "agent_channel": src.agent_channel,
+        "channel_rule": src.channel_rule, "model": model,
+        "mode": mode, "score": None, "problem": None, "steps": {}, "delivery": {},
+        "cue_counts": {}, "cues": [], "transcript": [], "store_id": None,
+        "analysed_at": None, "seconds": None,
+    }
+
+
+def score_summary(out: dict, summary, playbook_path: str | None, duration_s: float) -> None:
+    """Score a call's words and cues (a :class:`~coach.summary.CallSummary`) into ``out``
+    with the run's playbook."""
+    _score_into(out, summary, _playbook(playbook_path), duration_s)
+
+
 def analyse_one(path_or_transcript: str | os.PathLike[str] | CallSource, *,
                 agent_channel: str = "left", playbook_path: str | None = None,
                 model: str = DEFAULT_MODEL, fast: bool = True, threads: int | None = None,
@@ -283,14 +304,7 @@ def analyse_one(path_or_transcript: str | os.PathLike[str] | CallSource, *,
         src = CallSource(str(p), call_name(p), kind,
                          agent_channel if kind == "audio" else "-")
     mode = "text" if src.kind == "transcript" else ("fast" if fast else "live")
-    out: dict[str, Any] = {
-        "call": src.call, "path": src.path, "key": key, "kind": src.kind, "status": "ok",
-        "reason": None, "duration_s": None, "agent_channel": src.agent_channel,
-        "channel_rule": src.channel_rule, "model": None if src.kind == "transcript" else model,
-        "mode": mode, "score": None, "problem": None, "steps": {}, "delivery": {},
-        "cue_counts": {}, "cues": [], "transcript": [], "store_id": None,
-        "analysed_at": None, "seconds": None,
-    }
+    out = new_result(src, key, None if src.kind == "transcript" else model, mode)
     try:
         if key is None:
             try:
@@ -601,6 +615,7 @@ class QaOptions:
     progress: bool = False
     title: str = "coach QA"
     save_to_store: bool = False  # --store: save each analysed call with its score
+    reanalyse: bool = False  # SOURCE store: analyse the stored audio again (else its events)
     store_url: str | None = None  # None: the default store
     store_filters: dict[str, Any] = field(default_factory=dict)  # SOURCE store:
 
@@ -776,6 +791,29 @@ def _run_locked(opts: QaOptions, out_dir: Path, store, err: TextIO, t_start: flo
 
         remote = opts.executor != "local"
 
+        def finish(task: Task, res: dict[str, Any], events: list | None) -> None:
+            if res["status"] in ANALYSED:
+                summary.analysed += 1
+                summary.no_speech += res["status"] == NO_SPEECH
+                summary.audio_s += float(res.get("duration_s") or 0.0)
+                if store is not None:
+                    _store_result(store, task, res, events, say)
+            else:
+                summary.skipped += 1
+                say(f"coach: skipped {task.source.path}: {res['reason']}")
+            log.append(res)
+            if bar is not None:
+                bar.update(round(seconds_of.get(task.source.path, 0.0), 1))
+
+        if from_store and not opts.reanalyse:
+            # A stored call keeps the one score it has: scored from the words and cues it
+            # was saved with, not from a second analysis of its audio (--reanalyse).
+            from coach.qa.storesrc import stored_result
+
+            for t in [t for t in tasks if t.store_id is not None]:
+                finish(t, stored_result(store, t), None)
+            tasks = [t for t in tasks if t.store_id is None]
+
         def feed() -> Iterator[Task]:
             """Tasks as the executor takes them; a call from the store has its audio
             fetched only now (into DIR, where local workers can read it). Workers of a
@@ -815,19 +853,7 @@ def _run_locked(opts: QaOptions, out_dir: Path, store, err: TextIO, t_start: flo
                     summary.failed += 1
                     say(f"coach: failed {task.source.path}: {row['reason']}")
                     continue
-                res, events = outcome
-                if res["status"] in ANALYSED:
-                    summary.analysed += 1
-                    summary.no_speech += res["status"] == NO_SPEECH
-                    summary.audio_s += float(res.get("duration_s") or 0.0)
-                    if store is not None:
-                        _store_result(store, task, res, events, say)
-                else:
-                    summary.skipped += 1
-                    say(f"coach: skipped {task.source.path}: {res['reason']}")
-                log.append(res)
-                if bar is not None:
-                    bar.update(round(seconds_of.get(task.source.path, 0.0), 1))
+                finish(task, *outcome)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:

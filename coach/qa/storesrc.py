@@ -4,12 +4,16 @@
 ``coach analyze --save`` does) and sets its QA score; the result gets the ``store_id``,
 which the report links to the replay page. SOURCE ``store:`` (or ``store:URL``) samples
 calls already in the store, optionally filtered by ``--agent``, ``--since`` and ``--cue``;
-each is analysed from its stored audio (16 kHz FLAC, agent left), and only its score is
-written back. Their key in the log is ``store:<call id>``.
+each is scored from the words and cues it was stored with (``mode`` "stored"), so the call
+keeps one score wherever it is shown, the one the store computed when the call came in
+(or, if the rubric or playbook has changed since, the new one, written back). With
+``--reanalyse`` its stored audio (16 kHz FLAC, agent left) is analysed again instead, and
+that score is written back. Their key in the log is ``store:<call id>``.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +23,8 @@ from coach.qa.sources import CallSource
 if TYPE_CHECKING:
     from coach.qa.runner import QaOptions, Task
 
-__all__ = ["STORE_PREFIX", "export_audio", "open_qa_store", "save_result", "store_calls"]
+__all__ = ["STORE_PREFIX", "export_audio", "open_qa_store", "save_result", "store_calls",
+           "stored_result"]
 
 STORE_PREFIX = "store:"
 _PAGE = 1000
@@ -65,6 +70,43 @@ def store_calls(store, opts: QaOptions) -> tuple[list[CallSource], dict[str, str
         if not rows or offset >= total:
             break
     return calls, ids, keys, seconds
+
+
+def stored_result(store, task: Task) -> dict[str, Any]:
+    """The result of a stored call scored from its stored words and cues (no audio, no
+    model): the same rubric on the same events that gave the call its score in the store.
+    ``stored_score`` keeps the score the store held before this run."""
+    import time
+
+    from coach.events import AGENT, CUSTOMER, Cue, Word
+    from coach.qa.runner import new_result, score_summary
+    from coach.summary import CallSummary
+
+    t0 = time.perf_counter()
+    out = new_result(task.source, task.key, None, "stored")
+    out["store_id"] = task.store_id
+    try:
+        call = store.get_call(task.store_id)
+    except CoachError as exc:  # a store error skips this call, not the batch
+        out.update(status="skipped", reason=f"{task.source.path}: {exc}")
+        return out
+    out["model"] = call.get("model")
+    summary = CallSummary(duration_s=float(call.get("duration_s") or 0.0))
+    for w in call.get("words") or []:
+        if w.get("speaker") in (AGENT, CUSTOMER):
+            summary.add(Word(w["speaker"], str(w.get("text", "")), float(w["start"]),
+                             float(w["end"]), True, float(w.get("probability") or 1.0)))
+    for c in call.get("cues") or []:
+        if c.get("speaker") in (AGENT, CUSTOMER):
+            summary.add(Cue(str(c["id"]), float(c["t"]), c["speaker"],
+                            c.get("severity") or "nudge", str(c.get("title") or ""),
+                            str(c.get("advice") or ""), dict(c.get("evidence") or {})))
+    duration = summary.duration_s or max((w.end for w in summary.words), default=0.0)
+    score_summary(out, summary, task.playbook_path, duration)
+    out["stored_score"] = call.get("score")
+    out["analysed_at"] = datetime.now(UTC).replace(microsecond=0).isoformat()
+    out["seconds"] = round(time.perf_counter() - t0, 3)
+    return out
 
 
 def export_audio(store, call_id: str, dest_dir: Path) -> Path:

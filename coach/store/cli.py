@@ -157,7 +157,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     body = []
     for r in rows:
         started = datetime.fromisoformat(r["started_at"]).astimezone()
-        score = "" if r.get("score") is None else f"{r['score']:.0f}"
+        score = f"{r['score']:.0f}" if r.get("score") is not None else (
+            "no speech" if not r.get("n_words") else "")
         body.append([r["id"][:8], started.strftime("%Y-%m-%d %H:%M"),
                      _duration(r.get("duration_s")), (r.get("agent") or "-")[:20],
                      r.get("status") or "", score, str(r.get("n_words") or 0),

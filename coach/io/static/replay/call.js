@@ -35,7 +35,7 @@ function renderHead(call) {
   const nCues = call.cues.length;
   const facts = [
     el("span", {}, "Length ", el("b", { class: "num", text: fmtTime(duration, true) })),
-    el("span", {}, "Score ", el("span", { class: "score " + scoreClass(call.score), text: scoreText(call.score) })),
+    el("span", {}, "Score ", el("span", { class: "score " + scoreClass(call.score), text: scoreText(call.score, call.n_words ?? call.words.length) })),
     el("span", {}, el("b", { text: String(nCues) }), nCues === 1 ? " cue" : " cues"),
     el("span", {}, el("b", { text: String(call.n_words ?? call.words.length) }), " words"),
   ];

@@ -68,8 +68,10 @@ export function scoreClass(score) {
   return score >= 80 ? "good" : score >= 60 ? "fair" : "poor";
 }
 
-export function scoreText(score) {
-  return typeof score === "number" ? score.toFixed(score % 1 ? 1 : 0) : "—";
+// A call with no words has no score: it held no speech (the QA rubric does not score it).
+export function scoreText(score, nWords) {
+  if (typeof score === "number") return score.toFixed(score % 1 ? 1 : 0);
+  return nWords === 0 ? "no speech" : "—";
 }
 
 export const SEVERITIES = ["info", "nudge", "warn"];

@@ -88,7 +88,7 @@ function render(data) {
           el("span", { class: "src", text: c.source || "" })),
         el("td", { class: "agent", text: c.agent || "—" }),
         el("td", { class: "right num", text: fmtTime(c.duration_s, true) }),
-        el("td", { class: "right" }, el("span", { class: "score " + scoreClass(c.score), text: scoreText(c.score) })),
+        el("td", { class: "right" }, el("span", { class: "score " + scoreClass(c.score), text: scoreText(c.score, c.n_words) })),
         el("td", { class: "right num", text: String(total) }),
         el("td", {}, el("div", { class: "chips" }, cueChips(c.cue_counts))),
         el("td", {}, c.status && c.status !== "complete" ? el("span", { class: "badge", text: c.status }) : ""));
