@@ -25,8 +25,8 @@ The rules (the README's overlay section says the same for users):
   counts as lag too. Over ``lag_warn_s`` the overlay says that coaching is behind.
 - **Audio time now** comes from the service's clock (``started_at`` of the call start plus
   the wall clock) when it agrees, within ``clock_tolerance_s``, with the estimate from the
-  stream itself (the latest prosody reading's ``t`` plus the reported lag plus the time
-  since it arrived); otherwise — another machine's clock, a replayed stream — from the
+  stream itself (the latest prosody reading's ``t`` plus the latest reported lag plus the
+  time since the later of the two arrived); otherwise — another machine's clock, a replayed stream — from the
   stream estimate alone.
 
 Times given to the policy (``now``) are seconds of any monotonic clock of the overlay;
@@ -198,13 +198,15 @@ class _Clock:
 
     tolerance_s: float
     started_at: float | None = None
-    latest_t: float | None = None  # the latest prosody reading's audio time...
-    latest_at: float = 0.0  # ...and when it arrived
-    lag_s: float = 0.0
+    latest_t: float | None = None  # the latest prosody reading's audio time
+    lag_s: float = 0.0  # the latest reported lag
+    anchor_at: float = 0.0  # when the later of the two arrived
 
     def audio_now(self, now: float, wall: float | None) -> float | None:
+        # a reading's t is about what the pipeline had processed when it was sent; the
+        # live edge was the lag ahead of that, and has moved on since
         stream = (None if self.latest_t is None
-                  else self.latest_t + self.lag_s + max(0.0, now - self.latest_at))
+                  else self.latest_t + self.lag_s + max(0.0, now - self.anchor_at))
         by_wall = None if wall is None or self.started_at is None else wall - self.started_at
         if by_wall is None:
             return stream
@@ -297,7 +299,7 @@ class DisplayPolicy:
         elif kind == "prosody":
             t = _num(msg.get("t"))
             if t is not None and (self._clock.latest_t is None or t >= self._clock.latest_t):
-                self._clock.latest_t, self._clock.latest_at = t, now
+                self._clock.latest_t, self._clock.anchor_at = t, now
             if msg.get("speaker") == "agent":
                 wpm = _num(msg.get("pace_wpm"))
                 self.pace_wpm = wpm if wpm is not None and wpm > 0 else None
@@ -480,7 +482,7 @@ class DisplayPolicy:
         lag = _num(msg.get("lag_s"))
         if lag is not None:
             st.lag_s = max(0.0, lag)
-            self._clock.lag_s = st.lag_s
+            self._clock.lag_s, self._clock.anchor_at = st.lag_s, now
         st.at = now
         st.degraded = bool(msg.get("degraded"))
         message = msg.get("message")

@@ -260,8 +260,8 @@ def test_without_the_service_clock_the_stream_tells_the_audio_time():
     c.feed({"type": "retract", "id": "fresh", "t": 19.5, "at": 20, "reason": "x"}, 20.3)
     c.tick(22.0)
     c.feed(cue("stale", 11.0, "warn"), 22.0, wall=STARTED_AT + 22.0 + skew)
-    # audio now = 20 + 0.5 + (22.0 - 20.05) = 22.45: 11.45 s old
-    assert c.p.screen(22.0).cue.late_s == pytest.approx(11.45)
+    # audio now = 20 (the latest reading) + 0.5 (lag) + (22.0 - 20.1) since the status: 22.4
+    assert c.p.screen(22.0).cue.late_s == pytest.approx(11.4)
 
 
 def test_a_new_call_clears_the_cue_and_retractions():

@@ -8,7 +8,8 @@ Routes:
   browser overlay can tell "refused" from "server down". Without a token (loopback only),
   a browser page from a foreign origin is refused the same way: any web site the agent
   visits could otherwise read the live call.
-- ``/overlay``: the browser overlay page (``?token=`` is passed on to its websocket).
+- ``/overlay``: the browser overlay page (``?token=`` is passed on to its websocket), and
+  ``/overlay/display.js``, its display policy (the rules of :mod:`coach.display`).
 - ``/health``: ``{"ok": true, "clients": N, "dropped": N, "protocol": 1}``.
 - with a call store: everything else is the replay pages and JSON API
   (:mod:`coach.io.replay`: ``/``, ``/calls/{id}``, ``/api/...``, ``/docs``), under the same
@@ -36,7 +37,7 @@ from urllib.parse import urlsplit
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
@@ -107,6 +108,10 @@ def _overlay_html() -> str:
     return resources.files("coach.io").joinpath("static/overlay.html").read_text("utf-8")
 
 
+def _overlay_js() -> str:
+    return resources.files("coach.io").joinpath("static/display.js").read_text("utf-8")
+
+
 def _given_token(ws: WebSocket) -> str | None:
     token = ws.query_params.get("token")
     if token:
@@ -140,6 +145,7 @@ def create_app(hub: Hub, *, token: str | None = None, store: Any = None) -> Star
     :class:`coach.store.Store`) it also serves the replay pages and API."""
     token = token or None
     page = _overlay_html()
+    script = _overlay_js()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -176,6 +182,10 @@ def create_app(hub: Hub, *, token: str | None = None, store: Any = None) -> Star
             },
         )
 
+    async def overlay_js(request: Request) -> Response:
+        return Response(script, media_type="text/javascript",
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(
             {"ok": True, "clients": hub.clients, "dropped": hub.dropped,
@@ -185,6 +195,7 @@ def create_app(hub: Hub, *, token: str | None = None, store: Any = None) -> Star
     routes: list[Any] = [
         WebSocketRoute("/ws", ws_endpoint),
         Route("/overlay", overlay),
+        Route("/overlay/display.js", overlay_js),
         Route("/health", health),
     ]
     if store is not None:
