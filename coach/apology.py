@@ -90,6 +90,8 @@ class ApologyAnalyser:
         self._action_after = _after(pb.lex("action"), 1, pb.lexicon.get("filler"))
         self._conditional = _after(c.pattern("conditional"), c.windows.get("lead_words", 2))
         self._stock = _after(g.pattern("stock"), g.windows.get("lead_words", 2))
+        obj = pb.lexicon.get("apology_object")
+        self._object = _after(obj, 0, pb.lexicon.get("filler")) if obj is not None else None
         spec = g.pattern("specific")
         self._specific = None if spec.regex is None else re.compile(spec.regex.pattern)
         # Right context needed before a flaw is decided mid-sentence (audio seconds after
@@ -112,7 +114,18 @@ class ApologyAnalyser:
             return "request"
         if any(x < b and y > a for x, y in spans(s, self.courtesy)):
             return "courtesy"
+        if self._asks(s, a, b):
+            return "request"
         return "problem"
+
+    def _asks(self, s: Sentence, a: int, b: int) -> bool:
+        """"Sorry, just to be clear, you want both returned?": an apology opening a question
+        and naming nothing that went wrong is a way of asking, not an apology."""
+        if not s.words or not s.words[-1].text.strip().endswith("?") or a > 3:
+            return False
+        if self._object is None:
+            return True
+        return not self._object.match(s.tail(b))
 
     # -- flaws: None = undecided, () = none, words = the flaw --------------------------------
 

@@ -185,7 +185,7 @@ def test_a_spoiled_apology_is_not_evidence_of_ownership() -> None:
 def test_an_apology_naming_the_problem_is_specific_and_one_that_does_not_is_not() -> None:
     vague = score(turns(
         ("customer", "My bill is wrong again."),
-        ("agent", "I'm so sorry about all of this, I really am. Let me fix it now."),
+        ("agent", "I'm so sorry, I really am. Let me fix it now."),
     ))
     assert vague.steps["ownership"].status == "met"
     assert vague.steps["specific"].status == "missed"
