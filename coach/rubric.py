@@ -28,15 +28,18 @@ follow_up       a ``follow_up`` lexicon phrase not made      no-follow-up
                 vague by ``follow_up_vague``
 ==============  ==========================================  ==============================
 
-Apologies are found as the cue engine finds them: the ``apology`` lexicon over normalised
-sentences, minus requests to repeat (``not_apology``, or a "sorry?") and courtesies
-(``courtesy``: "sorry to keep you waiting", which make no problem of their own).
+Apologies are the live cue engine's: the shared apology analysis (``coach/apology.py`` over
+``coach/language.py`` sentences) finds them and sorts out requests to repeat (``not_apology``,
+or a "sorry?") and courtesies (``courtesy``: "sorry to keep you waiting", which make no
+problem of their own); the rubric also drops a bare "Sorry." whose next sentence is the
+request ("Sorry. Could you repeat that?", as a recogniser punctuates it).
 
 ``qualified-apology`` ("sorry, but...") is not in CUES.md's list for any step; we count it
 against ownership because an apology turned into an excuse is exactly the failure to take
 responsibility the guides warn about. An apology is *spoiled* (cannot be positive
-evidence) when one of qualified-, conditional-, generic-, casual-apology or blame-shift
-has evidence words in its sentence or in the two seconds before it ("Oops! Sorry about
+evidence) when the apology analysis found a flaw in it (a contrast, a condition, a stock
+object: the same verdict the live cues use), or a casual-apology or blame-shift cue has
+evidence words in its sentence or in the two seconds before it ("Oops! Sorry about
 that.").
 
 The call had a **problem** when the customer used ``problem``, ``frustration``,
@@ -106,8 +109,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cues import normalise_word, split_sentences
+from .apology import FLAWS, analyse_apologies
 from .events import AGENT, CUSTOMER, Cue, Word
+from .language import Hit, Sentence, normalise_word, sentences_of, spans
 from .playbook import PatternSet, Playbook
 from .summary import transcript_lines
 
@@ -174,11 +178,9 @@ DELIVERY_POINTS = 30.0
 DELIVERY_DEDUCTION = 8.0
 DELIVERY_ASPECT_CAP = 16.0
 
-# Cues whose words on or just before an apology mean it was not an owned apology.
-_SPOILERS = frozenset(
-    {"qualified-apology", "conditional-apology", "generic-apology", "casual-apology",
-     "blame-shift"}
-)
+# Cues whose words on or just before an apology mean it was not an owned apology, beyond
+# the flaws the shared apology analysis judges itself (coach/apology.py FLAWS).
+_SPOILERS = frozenset({"casual-apology", "blame-shift"}) - frozenset(FLAWS)
 _SPOIL_LEAD_S = 2.0
 _SEVERITY_LEX = ("problem_minor", "problem_major")
 _VIOLATING = frozenset(c for ids in STEP_VIOLATIONS.values() for c in ids)
@@ -268,85 +270,12 @@ class CallScore:
 # --- text --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Hit:
-    """A lexicon match: token span [a, b) in a sentence, and the words it covers."""
-
-    sentence: _Text
-    a: int
-    b: int
-    words: tuple[Word, ...]
-
-    @property
-    def start(self) -> float:
-        return self.words[0].start
-
-    @property
-    def end(self) -> float:
-        return self.words[-1].end
-
-
-class _Text:
-    """One sentence of one speaker as normalised text (as the cue engine matches it),
-    mapping each match back to the words, and so to their times."""
-
-    def __init__(self, words: list[Word]):
-        self.words = words
-        self.toks: list[str] = []
-        self.tok_word: list[int] = []
-        self.offsets: list[int] = []
-        pos = 0
-        for i, w in enumerate(words):
-            for tok in normalise_word(w.text):
-                self.offsets.append(pos)
-                pos += len(tok) + 1
-                self.toks.append(tok)
-                self.tok_word.append(i)
-        self.text = " ".join(self.toks)
-
-    @property
-    def start(self) -> float:
-        return self.words[0].start
-
-    @property
-    def end(self) -> float:
-        return self.words[-1].end
-
-    def _tok_at(self, char: int) -> int:
-        lo, hi = 0, len(self.offsets)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self.offsets[mid] <= char:
-                lo = mid + 1
-            else:
-                hi = mid
-        return max(0, lo - 1)
-
-    def words_of(self, a: int, b: int) -> tuple[Word, ...]:
-        idx = sorted({self.tok_word[i] for i in range(a, min(b, len(self.toks)))})
-        return tuple(self.words[i] for i in idx)
-
-    def hits(self, ps: PatternSet) -> list[_Hit]:
-        out = []
-        for m in ps.finditer(self.text):
-            if m.end() <= m.start():
-                continue
-            a, b = self._tok_at(m.start()), self._tok_at(m.end() - 1) + 1
-            words = self.words_of(a, b)
-            if words:
-                out.append(_Hit(self, a, b, words))
-        return out
-
-    def spans(self, ps: PatternSet) -> list[tuple[int, int]]:
-        return [(h.a, h.b) for h in self.hits(ps)]
-
-
-def _overlaps(h: _Hit, spans: list[tuple[int, int]]) -> bool:
+def _overlaps(h: Hit, spans: list[tuple[int, int]]) -> bool:
     return any(a < h.b and b > h.a for a, b in spans)
 
 
-def _sentences(words: list[Word], pause_s: float) -> list[_Text]:
-    return [_Text(s) for s in split_sentences(words, pause_s=pause_s) if s]
+def _sentences(words: list[Word], pause_s: float) -> list[Sentence]:
+    return sentences_of(words, pause_s=pause_s)
 
 
 def _lex(playbook: Playbook, name: str) -> PatternSet | None:
@@ -406,7 +335,7 @@ def _cue_detail(c: Cue) -> str:
     return ""
 
 
-def _cue_ev(c: Cue, sentence_at: dict[float, _Text]) -> dict[str, Any]:
+def _cue_ev(c: Cue, sentence_at: dict[float, Sentence]) -> dict[str, Any]:
     """A cue as evidence: its id, time and title, the words it quotes (whose they are, and
     the sentence around them, since "sorry," alone says little) and its figures."""
     out: dict[str, Any] = {"cue": c.id, "t": round(c.t, 3), "title": c.title,
@@ -453,30 +382,30 @@ def _ev_time(ev: dict[str, Any]) -> float:
 
 @dataclass
 class _Apology:
-    hit: _Hit
+    hit: Hit
     courtesy: bool
-    spoiled: bool = False
+    flawed: bool  # the shared apology analysis found a flaw in it (coach/apology.py)
 
 
-def _apologies(sents: list[_Text], playbook: Playbook) -> list[_Apology]:
-    apology = _lex(playbook, "apology")
-    if apology is None:
+def _apologies(sents: list[Sentence], playbook: Playbook) -> list[_Apology]:
+    """The agent's apologies as the live cue engine reads them (coach/apology.py), minus
+    the requests to repeat that a recogniser split in two ("Sorry. Could you repeat?")."""
+    if playbook.lexicon.get("apology") is None:
         return []
-    not_apology, courtesy = _lex(playbook, "not_apology"), _lex(playbook, "courtesy")
+    not_apology = _lex(playbook, "not_apology")
     out = []
-    for i, s in enumerate(sents):
-        denied = s.spans(not_apology) if not_apology is not None else []
-        polite = s.spans(courtesy) if courtesy is not None else []
-        for h in s.hits(apology):
-            if h.words[-1].text.strip().endswith("?") or _overlaps(h, denied):
-                continue  # "Sorry?", "sorry, could you repeat that": a request, not an apology
-            if _request_follows(h, sents[i + 1:i + 2], not_apology):
-                continue  # "Sorry. Could you repeat that?": the same request, split in two
-            out.append(_Apology(h, courtesy=_overlaps(h, polite)))
+    for apo in analyse_apologies(sents, playbook):
+        if apo.kind == "request":
+            continue
+        hit = Hit(apo.sentence, apo.tok_start, apo.tok_end, tuple(apo.words))
+        i = sents.index(apo.sentence)
+        if _request_follows(hit, sents[i + 1:i + 2], not_apology):
+            continue
+        out.append(_Apology(hit, courtesy=apo.kind == "courtesy", flawed=bool(apo.flaws)))
     return out
 
 
-def _request_follows(h: _Hit, nxt: list[_Text], not_apology: PatternSet | None) -> bool:
+def _request_follows(h: Hit, nxt: list[Sentence], not_apology: PatternSet | None) -> bool:
     """A bare "sorry" sentence (as a recogniser often punctuates it) whose next sentence,
     said at once, is a request to repeat: read as one, ``not_apology`` denies it."""
     s = h.sentence
@@ -490,12 +419,12 @@ def _request_follows(h: _Hit, nxt: list[_Text], not_apology: PatternSet | None) 
 _COMPLAINT_LEX = ("problem", "frustration", *_SEVERITY_LEX)
 
 
-def _customer_problems(sents: list[_Text], playbook: Playbook,
-                       names: tuple[str, ...] = _COMPLAINT_LEX) -> list[_Hit]:
+def _customer_problems(sents: list[Sentence], playbook: Playbook,
+                       names: tuple[str, ...] = _COMPLAINT_LEX) -> list[Hit]:
     negation = _lex(playbook, "not_frustration")
-    out: list[_Hit] = []
+    out: list[Hit] = []
     for s in sents:
-        negated = s.spans(negation) if negation is not None else []
+        negated = spans(s, negation) if negation is not None else []
         for name in names:
             ps = _lex(playbook, name)
             if ps is not None:
@@ -504,7 +433,7 @@ def _customer_problems(sents: list[_Text], playbook: Playbook,
     return sorted(out, key=lambda h: h.start)
 
 
-def _snippet(h: _Hit, *, lead: int = 0, through: Word | None = None) -> dict[str, Any]:
+def _snippet(h: Hit, *, lead: int = 0, through: Word | None = None) -> dict[str, Any]:
     """The hit read in context: from ``lead`` words before it to the end of its sentence
     (at most ``_SNIPPET_WORDS`` words), or on to ``through`` when that is further."""
     s = h.sentence
@@ -520,7 +449,7 @@ def _snippet(h: _Hit, *, lead: int = 0, through: Word | None = None) -> dict[str
     return _words_ev(words)
 
 
-def _names_problem(apo: _Hit, sents: list[_Text], customer: list[Word],
+def _names_problem(apo: Hit, sents: list[Sentence], customer: list[Word],
                    playbook: Playbook) -> Word | None:
     """The last word naming the problem after the apology, or None.
 
@@ -569,13 +498,13 @@ def _content(tok: str) -> bool:
     return len(tok) >= 4 and tok.isalpha() and tok not in _FUNCTION_WORDS
 
 
-def _follow_ups(sents: list[_Text], playbook: Playbook) -> list[_Hit]:
+def _follow_ups(sents: list[Sentence], playbook: Playbook) -> list[Hit]:
     ps, vague = _lex(playbook, "follow_up"), _lex(playbook, "follow_up_vague")
     if ps is None:
         return []
     out = []
     for s in sents:
-        vague_at = [a for a, _ in s.spans(vague)] if vague is not None else []
+        vague_at = [a for a, _ in spans(s, vague)] if vague is not None else []
         for h in s.hits(ps):
             # "someone will be in touch at some point" says neither how nor when
             if not any(h.a <= va <= h.a + 10 for va in vague_at):
@@ -583,7 +512,7 @@ def _follow_ups(sents: list[_Text], playbook: Playbook) -> list[_Hit]:
     return out
 
 
-def _lex_hits(sents: list[_Text], playbook: Playbook, name: str) -> list[_Hit]:
+def _lex_hits(sents: list[Sentence], playbook: Playbook, name: str) -> list[Hit]:
     ps = _lex(playbook, name)
     return [] if ps is None else [h for s in sents for h in s.hits(ps)]
 
@@ -675,7 +604,7 @@ def _no_speech(customer: list[Word], aspects: dict[str, dict[str, Any]],
     return CallScore(None, False, steps, aspects, [note])
 
 
-def _severity(customer_sents: list[_Text], owned: list[_Apology], playbook: Playbook) -> str:
+def _severity(customer_sents: list[Sentence], owned: list[_Apology], playbook: Playbook) -> str:
     """"minor" when the words of the problem (the customer's, and the agent's apologies)
     speak only of a short wait or a small delay; else "major" (a problem the playbook's
     severity words do not place counts as a real failure)."""
@@ -688,16 +617,19 @@ def _severity(customer_sents: list[_Text], owned: list[_Apology], playbook: Play
     return "minor" if any(s.hits(minor) for s in said) else "major"
 
 
-def _positive(agent_sents: list[_Text], customer: list[Word], owned: list[_Apology],
+def _positive(agent_sents: list[Sentence], customer: list[Word], owned: list[_Apology],
               cues: list[Cue], playbook: Playbook, onset: float,
-              sentence_at: dict[float, _Text]) -> dict[str, list[dict[str, Any]]]:
+              sentence_at: dict[float, Sentence]) -> dict[str, list[dict[str, Any]]]:
     """Positive evidence for each step, from the agent's words."""
-    # An apology is spoiled by a fault cue whose words sit in its sentence or just before.
+    # An apology is spoiled by a flaw the apology analysis found in it (a contrast, a
+    # condition, a stock object), or by a casual or blaming cue whose words sit in its
+    # sentence or just before it ("Oops! Sorry about that.").
     spoilers = [span for c in cues if c.id in _SPOILERS for span in _cue_word_spans(c)]
     clean = [
         a.hit for a in owned
-        if not any(end >= a.hit.sentence.start - _SPOIL_LEAD_S and start <= a.hit.sentence.end
-                   for start, end in spoilers)
+        if not a.flawed and not any(
+            end >= a.hit.sentence.start - _SPOIL_LEAD_S and start <= a.hit.sentence.end
+            for start, end in spoilers)
     ]
     out: dict[str, list[dict[str, Any]]] = {}
     out["ownership"] = [_snippet(h, lead=2) for h in clean]
@@ -721,7 +653,7 @@ def _positive(agent_sents: list[_Text], customer: list[Word], owned: list[_Apolo
     return out
 
 
-def _delivery(cues: list[Cue], sentence_at: dict[float, _Text]) -> dict[str, dict[str, Any]]:
+def _delivery(cues: list[Cue], sentence_at: dict[float, Sentence]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for aspect, ids in DELIVERY_ASPECTS.items():
         hits = [c for c in cues if c.id in ids]
@@ -745,7 +677,7 @@ def _dedupe(evidence: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _judge(step: str, severity: str | None, expected: bool, good: list[dict[str, Any]],
-           bad: list[Cue], sentence_at: dict[float, _Text]) -> StepResult:
+           bad: list[Cue], sentence_at: dict[float, Sentence]) -> StepResult:
     if severity is None:
         return StepResult("n/a", [], "no problem raised in the call", 0.0)
     contradicted = [c for c in bad if c.id in _ABSENCE_CUES and (good or not expected)]
