@@ -545,7 +545,9 @@ def score_call(
     finals = sorted((w for w in words if w.final), key=lambda w: (w.start, w.end))
     agent = [w for w in finals if w.speaker == AGENT]
     customer = [w for w in finals if w.speaker == CUSTOMER]
-    cues = sorted(cues, key=lambda c: (c.t, c.id))
+    # a cue the engine withdrew (a stored one carries the withdrawal in its evidence)
+    cues = sorted((c for c in cues if not c.evidence.get("withdrawn")),
+                  key=lambda c: (c.t, c.id))
     pause = playbook.settings.sentence_pause_s
     agent_sents = _sentences(agent, pause)
     customer_sents = _sentences(customer, pause)
@@ -719,6 +721,9 @@ def score_events(events: Iterable[Any], playbook: Playbook, *,
                          float(d["end"]), True, float(d.get("probability") or 1.0))
                 words.append(w)
                 end = max(end, w.end)
+            elif kind == "retract":  # the engine withdrew that cue: it is not a fault
+                cues = [c for c in cues if not (c.id == d.get("id")
+                                                and abs(c.t - float(d["t"])) < 1e-3)]
             elif kind == "cue" and d.get("speaker") in (AGENT, CUSTOMER):
                 cues.append(Cue(str(d["id"]), float(d["t"]), d["speaker"],
                                 d.get("severity", "nudge"), str(d.get("title", "")),

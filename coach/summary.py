@@ -7,7 +7,17 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from coach.events import AGENT, CUSTOMER, Cue, Event, Prosody, Speaker, Turn, Word
+from coach.events import (
+    AGENT,
+    CUSTOMER,
+    Cue,
+    Event,
+    Prosody,
+    Retraction,
+    Speaker,
+    Turn,
+    Word,
+)
 
 __all__ = ["CallSummary", "Line", "transcript_lines"]
 
@@ -57,6 +67,8 @@ class CallSummary:
                 self.words.append(e)
         elif isinstance(e, Cue):
             self.cues.append(e)
+        elif isinstance(e, Retraction):  # a withdrawn cue is not held against the call
+            self.cues = [c for c in self.cues if not (c.id == e.id and abs(c.t - e.t) < 1e-3)]
         elif isinstance(e, Turn):
             self.talk_s[e.speaker] += e.duration
             self.turns[e.speaker] += 1

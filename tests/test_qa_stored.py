@@ -121,3 +121,22 @@ def test_reanalyse_runs_the_audio_again_and_says_so(tmp_path):
         (tmp_path / "qa" / "report.html").read_text(encoding="utf-8")
     with open_store(url) as st:
         assert st.get_call(cid)["score"] == r["score"]  # written back: still one score
+
+
+def test_a_withdrawn_cue_is_stored_marked_and_not_held_against_the_call(tmp_path):
+    url = f"sqlite:///{tmp_path / 'coach.db'}"
+    events = [e for e in scripted_call("06_address_change")]  # a clean routine call
+    events += [{"type": "cue", "id": "talk-over", "t": 5.0, "speaker": "agent",
+                "severity": "nudge", "title": "Let them finish", "advice": "Pause.",
+                "evidence": {"overlap_s": 1.1}},
+               {"type": "retract", "id": "talk-over", "t": 5.0, "at": 5.6,
+                "reason": "the overlap was a backchannel"}]
+    with open_store(url) as st:
+        cid = save_analysis(st, SAMPLES / "06_address_change.flac", events, {"agent": "Kim"})
+        call = st.get_call(cid)
+    [kept] = [c for c in call["cues"] if c["id"] == "talk-over"]  # kept, to be counted
+    assert kept["evidence"]["withdrawn"] == {"at": 5.6,
+                                             "reason": "the overlap was a backchannel"}
+    assert call["score"] == 100.0
+    run_qa(QaOptions(source="store:", store_url=url, out_dir=tmp_path / "qa", workers=1))
+    assert rows(tmp_path / "qa")[cid]["score"] == 100.0

@@ -531,3 +531,25 @@ def test_every_clean_call_scores_85_or_more_and_ranks_above_every_faulty_call() 
     assert len(clean) >= 50 and len(faulty) >= 500
     assert min(s for s, *_ in clean) >= 85
     assert max(s for s, *_ in faulty) < min(s for s, *_ in clean), max(faulty)
+
+
+def test_a_withdrawn_cue_is_not_a_fault() -> None:
+    from coach.events import Retraction
+    from coach.rubric import score_events
+    from coach.summary import CallSummary
+
+    words = said(("customer", "Hi, I would like to change my delivery day."),
+                 ("agent", "Of course, it is now on Friday."))
+    talk = cue("talk-over", 3.0, overlap_s=1.0)
+    withdrawn = Retraction("talk-over", 3.0, 3.5, "it was a backchannel")
+    events = [*words, talk, withdrawn]
+    assert score_events([e.to_dict() for e in events], PB).score == 100.0
+    assert score_events([e.to_dict() for e in [*words, talk]], PB).score < 85
+    summary = CallSummary()
+    for e in events:
+        summary.add(e)
+    assert summary.cues == []
+    # as the store keeps it: the cue, marked withdrawn in its evidence
+    kept = Cue(talk.id, talk.t, talk.speaker, talk.severity, talk.title, talk.advice,
+               {**talk.evidence, "withdrawn": {"at": 3.5, "reason": "it was a backchannel"}})
+    assert rub(words, [kept]).score == 100.0

@@ -198,6 +198,13 @@ def build_rows(meta: dict[str, Any], events: Iterable[Any],
                              "evidence": ev if isinstance(ev, dict) else {},
                              "feedback": None, "feedback_at": None})
             last_t = max(last_t, t)
+        elif kind == "retract":
+            # kept, so withdrawals can be counted, and marked so the score ignores the cue
+            t = _num(d.get("t"))
+            for row in cue_rows:
+                if row["cue_id"] == d.get("id") and t is not None and abs(row["t"] - t) < 1e-3:
+                    row["evidence"] = {**row["evidence"], "withdrawn": {
+                        "at": _num(d.get("at")), "reason": str(d.get("reason") or "")}}
         elif kind == "call":
             (start_info if d.get("state") == "start" else end_info).update(d)
         elif kind in ("dismiss", "flag", "feedback"):
