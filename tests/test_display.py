@@ -209,8 +209,10 @@ def test_running_late_is_said_plainly():
     assert screen.status == "Coaching is 2.3 s behind the call"
     c.feed({"type": "status", "lag_s": 2.6, "degraded": True,
             "message": "falling behind by 2.6 s: fewer recognition passes"}, 7.0)
-    assert c.p.screen(7.0).status == ("Coaching is 2.6 s behind the call: fewer recognition "
-                                      "passes to catch up")
+    assert c.p.screen(7.0).status == "Coaching is 2.6 s behind the call"
+    assert c.p.screen(7.0).degraded
+    c.feed({"type": "status", "lag_s": 0.8, "degraded": True, "message": None}, 7.5)
+    assert c.p.screen(7.5).status == "Catching up: lighter recognition"
     c.feed({"type": "status", "lag_s": 0.3, "degraded": False, "message": None}, 8.0)
     assert c.p.screen(8.0).status == ""
 

@@ -1,4 +1,4 @@
-// What the browser overlay shows: the display policy of coach/display.py, rule for rule
+// What the browser overlay shows: the display policy of coach/display/, rule for rule
 // (see that module for the rules). Both run the same cases in the tests
 // (tests/display_cases.json), so the two overlays decide alike. No DOM, no clock here:
 // the page passes `now` (seconds of a monotonic clock) and `wall` (Unix seconds).
@@ -371,9 +371,8 @@
       if (this.protocolNote) parts.push(this.protocolNote[0].toUpperCase() + this.protocolNote.slice(1));
       for (const v of st.devices.values()) parts.push(v);
       if (lag !== null) {
-        parts.push("Coaching is " + fmt1(lag) + " s behind the call"
-          + (st.degraded ? ": fewer recognition passes to catch up" : ""));
-      } else if (st.degraded) parts.push("Catching up: fewer recognition passes");
+        parts.push("Coaching is " + fmt1(lag) + " s behind the call");
+      } else if (st.degraded) parts.push("Catching up: lighter recognition");
       if (st.message && now < st.messageUntil && !parts.includes(st.message)) parts.push(st.message);
       if (parts.length) return [parts.join(" · "), true];
       if (cue && cue.withdrawn) return ["Withdrawn: the words after it showed it was wrong", false];

@@ -1,150 +1,31 @@
-"""What the overlays show: the display policy, pure (no Tk, no sockets, no clock).
-
-Both overlays (the Tk window and the browser page, whose ``static/display.js`` follows
-this module rule for rule) feed the service's messages to a :class:`DisplayPolicy` with
-the time they arrived, and draw the :class:`Screen` it returns. The policy decides
-*what is shown*; it never touches what is recorded: the live recorder writes every event
-before the hub sends it to any overlay, so a cue the policy drops is still in the call.
-
-The rules (the README's overlay section says the same for users):
-
-- **One cue at a time, by severity** (warn > nudge > info). A new cue replaces the one on
-  screen if it is more severe, or as severe and the one on screen has been up
-  ``min_show_s``. A less severe cue never replaces one within its display time: it waits
-  (at most ``max_wait_s``, and only if the slot frees within that time) and is dropped
-  otherwise. So ``info`` praise never hides a warn.
-- **Late cues.** A cue's age is the call's audio time when it arrives minus its ``t`` (the
-  end of the words that triggered it). Older than ``display_s``: it is late — shown muted
-  and labelled with its age, only on an empty slot, replaced by any fresh cue, never
-  waiting; older than ``forget_after_s``: not shown at all.
-- **Retractions** (``{"type": "retract", "id", "t", ...}``): the cue is struck through for
-  ``withdrawn_s`` and then gone; a waiting one is dropped; a retracted cue never shows
-  again (not even if it arrives after its retraction). A retraction for a cue that is not
-  on screen changes nothing on screen.
-- **Lag.** ``status`` messages carry ``lag_s``; with no status for a while, the silence
-  counts as lag too. Over ``lag_warn_s`` the overlay says that coaching is behind.
-- **Audio time now** comes from the service's clock (``started_at`` of the call start plus
-  the wall clock) when it agrees, within ``clock_tolerance_s``, with the estimate from the
-  stream itself (the latest prosody reading's ``t`` plus the latest reported lag plus the
-  time since the later of the two arrived); otherwise — another machine's clock, a replayed stream — from the
-  stream estimate alone.
-
-Times given to the policy (``now``) are seconds of any monotonic clock of the overlay;
-``wall`` is Unix time, used only against ``started_at``.
-"""
+"""The display policy itself: what the overlays put on screen, message by message."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = [
-    "CONNECTING_TEXT",
-    "DISCONNECTED_TEXT",
-    "IDLE_TEXT",
-    "Decision",
-    "DisplayOptions",
-    "DisplayPolicy",
-    "Pace",
-    "Screen",
-    "ShownCue",
-    "severity_rank",
-]
+from .clock import Clock, ServiceStatus, cue_key, number
+from .screen import (
+    CALL_ENDED_TEXT,
+    CONNECTING_TEXT,
+    DISCONNECTED_TEXT,
+    FLAGGED_TEXT,
+    IDLE_TEXT,
+    NO_CALL_TEXT,
+    PROTOCOL,
+    RANK,
+    REFUSED_TEXT,
+    Connection,
+    Decision,
+    DisplayOptions,
+    Pace,
+    Screen,
+    ShownCue,
+    severity_rank,
+)
 
-PROTOCOL = 1
-
-IDLE_TEXT = "Listening…"
-CONNECTING_TEXT = "Connecting…"
-DISCONNECTED_TEXT = "Disconnected — reconnecting…"
-REFUSED_TEXT = "Connection refused — retrying…"
-NO_CALL_TEXT = "Waiting for a call…"
-CALL_ENDED_TEXT = "Call ended"
-FLAGGED_TEXT = "Flagged as wrong — thanks"
-
-_RANK = {"info": 1, "nudge": 2, "warn": 3}
-
-Connection = Literal["connecting", "connected", "disconnected", "refused"]
-
-
-def severity_rank(severity: str) -> int:
-    """warn 3, nudge 2, info 1 (anything else counts as info)."""
-    return _RANK.get(severity, 1)
-
-
-@dataclass(frozen=True, slots=True)
-class DisplayOptions:
-    """Display times in seconds."""
-
-    display_s: float = 6.0  # a cue stays at full strength this long...
-    fade_s: float = 1.0  # ...then fades out over this
-    min_show_s: float = 2.0  # a cue as severe does not replace one shown for less than this
-    max_wait_s: float = 3.0  # a less severe cue waits at most this long for the slot
-    forget_after_s: float = 18.0  # a cue older than this when it arrives is not shown
-    withdrawn_s: float = 1.5  # a retracted cue is shown struck through this long
-    lag_warn_s: float = 1.5  # coaching this far behind the call is said on screen
-    status_every_s: float = 1.0  # the service sends a status about this often
-    clock_tolerance_s: float = 2.0  # wall clock and stream estimate agree within this
-    note_s: float = 2.5  # short confirmations ("Flagged as wrong")
-    message_s: float = 5.0  # a service message without a device state stays this long
-
-    @property
-    def late_after_s(self) -> float:
-        return self.display_s
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What the policy did with a cue, for logs and tests: ``shown``, ``late`` (shown as
-    late), ``waiting``, ``replaced``, ``dropped``, ``expired``, ``retracted``, ``ignored``
-    (a retraction for a cue not on screen), ``dismissed``, ``flagged``, ``cleared`` (by
-    another overlay's feedback)."""
-
-    action: str
-    id: str
-    t: float | None
-    at: float
-    age_s: float | None = None
-    reason: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"decision": self.action, "cue_id": self.id, "t": self.t,
-                "age_s": None if self.age_s is None else round(self.age_s, 2),
-                "reason": self.reason}
-
-
-@dataclass(frozen=True, slots=True)
-class ShownCue:
-    id: str
-    t: float | None
-    severity: str
-    title: str
-    advice: str
-    fade: float  # 0 = full strength, 1 = gone
-    late_s: float | None  # shown late: its age when it arrived
-    withdrawn: bool  # retracted: struck through until it goes
-
-
-@dataclass(frozen=True, slots=True)
-class Pace:
-    wpm: float | None  # Prosody.pace_wpm: None outside a stretch long enough to judge
-    band: tuple[float, float] | None
-    zone: Literal["slow", "ok", "fast"] | None
-    far: bool  # more than a fifth of the band's width outside it
-
-
-@dataclass(frozen=True, slots=True)
-class Screen:
-    connection: Connection
-    cue: ShownCue | None
-    headline: str  # the big line when no cue is shown
-    tag: str  # a short mark beside the cue's title: "9 s late", "withdrawn" ("" if none)
-    status: str  # the bottom line ("" when there is nothing to say)
-    alert: bool  # the status is a warning
-    lag_s: float | None  # how far behind coaching runs, when it is over lag_warn_s
-    degraded: bool
-    pace: Pace
-    talk: str | None  # "You 63% · Them 37%"
+__all__ = ["DisplayPolicy"]
 
 
 @dataclass(slots=True)
@@ -157,7 +38,7 @@ class _Cue:
 
     @property
     def key(self) -> tuple[str, float | None]:
-        return _key(self.id, self.t)
+        return cue_key(self.id, self.t)
 
     @property
     def rank(self) -> int:
@@ -180,51 +61,6 @@ class _Waiting:
     deadline: float
 
 
-def _num(x: Any) -> float | None:
-    if isinstance(x, bool) or not isinstance(x, int | float):
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _key(cue_id: Any, t: Any) -> tuple[str, float | None]:
-    v = _num(t)
-    return str(cue_id), None if v is None else round(v, 3)
-
-
-@dataclass(slots=True)
-class _Clock:
-    """The call's audio time now, from the service's clock or from the stream."""
-
-    tolerance_s: float
-    started_at: float | None = None
-    latest_t: float | None = None  # the latest prosody reading's audio time
-    lag_s: float = 0.0  # the latest reported lag
-    anchor_at: float = 0.0  # when the later of the two arrived
-
-    def audio_now(self, now: float, wall: float | None) -> float | None:
-        # a reading's t is about what the pipeline had processed when it was sent; the
-        # live edge was the lag ahead of that, and has moved on since
-        stream = (None if self.latest_t is None
-                  else self.latest_t + self.lag_s + max(0.0, now - self.anchor_at))
-        by_wall = None if wall is None or self.started_at is None else wall - self.started_at
-        if by_wall is None:
-            return stream
-        if stream is None or abs(by_wall - stream) <= self.tolerance_s:
-            return by_wall
-        return stream
-
-
-@dataclass(slots=True)
-class _Status:
-    lag_s: float | None = None
-    at: float = 0.0
-    degraded: bool = False
-    devices: dict[str, str] = field(default_factory=dict)  # role -> "... disconnected"
-    message: str | None = None
-    message_until: float = 0.0
-
-
 class DisplayPolicy:
     """The overlays' display state: feed it messages, ask it for the :class:`Screen`.
 
@@ -244,8 +80,8 @@ class DisplayPolicy:
         self.pace_band: tuple[float, float] | None = None
         self.pace_wpm: float | None = None
         self.talk = {"agent": 0.0, "customer": 0.0}
-        self._clock = _Clock(self.o.clock_tolerance_s)
-        self._status = _Status()
+        self._clock = Clock(self.o.clock_tolerance_s)
+        self._status = ServiceStatus()
         self._slot: _Slot | None = None
         self._waiting: list[_Waiting] = []
         self._seen: set[tuple[str, float | None]] = set()
@@ -259,7 +95,7 @@ class DisplayPolicy:
         self.connection = "connected"
         self._ever_connected = True
         self.refusal = None
-        self._status = _Status()  # a new connection: the service sends its own status
+        self._status = ServiceStatus()  # a new connection: the service sends its own status
 
     def disconnected(self, now: float, *, reason: str = "", refused: bool = False
                      ) -> list[Decision]:
@@ -271,7 +107,7 @@ class DisplayPolicy:
             out.append(Decision("dropped", w.cue.id, w.cue.t, now, w.age_s,
                                 "the connection to the service was lost"))
         self._waiting = []
-        self._status = _Status()
+        self._status = ServiceStatus()
         return out
 
     # ------------------------------------------------------------------ messages
@@ -297,14 +133,14 @@ class DisplayPolicy:
         elif kind == "status":
             self._on_status(msg, now)
         elif kind == "prosody":
-            t = _num(msg.get("t"))
+            t = number(msg.get("t"))
             if t is not None and (self._clock.latest_t is None or t >= self._clock.latest_t):
                 self._clock.latest_t, self._clock.anchor_at = t, now
             if msg.get("speaker") == "agent":
-                wpm = _num(msg.get("pace_wpm"))
+                wpm = number(msg.get("pace_wpm"))
                 self.pace_wpm = wpm if wpm is not None and wpm > 0 else None
         elif kind == "turn":
-            start, end = _num(msg.get("start")), _num(msg.get("end"))
+            start, end = number(msg.get("start")), number(msg.get("end"))
             speaker = msg.get("speaker")
             if speaker in self.talk and start is not None and end is not None and end > start:
                 self.talk[speaker] += end - start
@@ -361,20 +197,20 @@ class DisplayPolicy:
     def _call(self, msg: dict[str, Any], now: float) -> list[Decision]:
         out: list[Decision] = []
         if msg.get("state") == "start":
-            started_at = _num(msg.get("started_at"))
+            started_at = number(msg.get("started_at"))
             if not self.in_call or started_at is None or started_at != self._clock.started_at:
                 # a new call (the same call again after a reconnect keeps its talk split)
                 self.talk = {"agent": 0.0, "customer": 0.0}
                 self.pace_wpm = None
                 self._seen.clear()
                 self._retracted.clear()
-                self._clock = _Clock(self.o.clock_tolerance_s)
+                self._clock = Clock(self.o.clock_tolerance_s)
                 out += self._clear(now, "dropped", "a new call started")
             self._clock.started_at = started_at
             self.in_call, self.call_ended = True, False
             band = msg.get("pace_band")
-            lo = _num(band[0]) if isinstance(band, list | tuple) and len(band) == 2 else None
-            hi = _num(band[1]) if lo is not None else None
+            lo = number(band[0]) if isinstance(band, list | tuple) and len(band) == 2 else None
+            hi = number(band[1]) if lo is not None else None
             self.pace_band = (lo, hi) if lo is not None and hi is not None and lo < hi else None
         elif msg.get("state") == "end":
             # the cue on screen stays its time: the last cues of a call come with its end
@@ -384,8 +220,8 @@ class DisplayPolicy:
 
     def _arrive(self, msg: dict[str, Any], now: float, wall: float | None) -> list[Decision]:
         severity = msg.get("severity")
-        cue = _Cue(id=str(msg.get("id") or ""), t=_num(msg.get("t")),
-                   severity=severity if severity in _RANK else "info",
+        cue = _Cue(id=str(msg.get("id") or ""), t=number(msg.get("t")),
+                   severity=severity if severity in RANK else "info",
                    title=str(msg.get("title") or msg.get("id") or "Cue"),
                    advice=str(msg.get("advice") or ""))
         audio_now = self._clock.audio_now(now, wall)
@@ -447,7 +283,7 @@ class DisplayPolicy:
         return [Decision(action, slot.cue.id, slot.cue.t, now, reason=reason)]
 
     def _retract(self, msg: dict[str, Any], now: float) -> list[Decision]:
-        key = _key(msg.get("id"), msg.get("t"))
+        key = cue_key(msg.get("id"), msg.get("t"))
         self._retracted.add(key)
         reason = str(msg.get("reason") or "withdrawn")
         slot = self._slot
@@ -464,7 +300,7 @@ class DisplayPolicy:
         return out
 
     def _feedback(self, msg: dict[str, Any], now: float) -> list[Decision]:
-        key = _key(msg.get("cue_id"), msg.get("t"))
+        key = cue_key(msg.get("cue_id"), msg.get("t"))
         slot = self._slot
         out: list[Decision] = []
         if slot is not None and slot.withdrawn_at is None and (
@@ -479,7 +315,7 @@ class DisplayPolicy:
 
     def _on_status(self, msg: dict[str, Any], now: float) -> None:
         st = self._status
-        lag = _num(msg.get("lag_s"))
+        lag = number(msg.get("lag_s"))
         if lag is not None:
             st.lag_s = max(0.0, lag)
             self._clock.lag_s, self._clock.anchor_at = st.lag_s, now
@@ -556,10 +392,9 @@ class DisplayPolicy:
             parts.append(self.protocol_note[0].upper() + self.protocol_note[1:])
         parts += list(st.devices.values())
         if lag is not None:
-            parts.append(f"Coaching is {lag:.1f} s behind the call"
-                         + (": fewer recognition passes to catch up" if st.degraded else ""))
-        elif st.degraded:
-            parts.append("Catching up: fewer recognition passes")
+            parts.append(f"Coaching is {lag:.1f} s behind the call")
+        elif st.degraded:  # back within the limit, still on lighter recognition
+            parts.append("Catching up: lighter recognition")
         if st.message and now < st.message_until and st.message not in parts:
             parts.append(st.message)
         if parts:
