@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -140,6 +141,7 @@ def _live(args: argparse.Namespace) -> int:
         if recovered:
             print(f"coach: stored {len(recovered)} earlier recording(s) from {record_dir} "
                   "(a call cut off by a crash included)", file=sys.stderr)
+    team = None
     transcriber = WhisperTranscriber(args.model, cpu_threads=args.threads)
     vad = SileroVad()
     holder: dict = {}
@@ -147,6 +149,10 @@ def _live(args: argparse.Namespace) -> int:
               else None)
     server = ServerThread(create_app(hub, token=args.token, store=store), args.host, args.port)
     server.start()
+    if args.team:
+        from coach.team.cli import LiveTeam
+
+        team = LiveTeam(args.team, playbook=playbook, hub=hub, record_dir=record_dir)
     url = f"ws://{args.host}:{args.port}/ws"
     print(f"coach: live on {url} (browser overlay: http://{args.host}:{args.port}/overlay)",
           file=sys.stderr)
@@ -166,9 +172,11 @@ def _live(args: argparse.Namespace) -> int:
         print(f"coach: replay pages: http://{args.host}:{args.port}/", file=sys.stderr)
     session = LiveSession(
         source, transcriber=transcriber, make_vad=vad.shared, playbook=playbook,
-        publish=hub.publish_threadsafe, record_dir=record_dir,
+        publish=team.publish(hub.publish_threadsafe) if team else hub.publish_threadsafe,
+        record_dir=record_dir,
         meta={"agent": args.agent, "model": transcriber.name,
-              "pace_band": [120, playbook.cue("pace-fast").thresholds.get("wpm", 175)]},
+              "pace_band": [120, playbook.cue("pace-fast").thresholds.get("wpm", 175)],
+              **(team.meta if team else {})},
         pipeline_options=PipelineOptions(streaming=StreamingOptions(step_s=args.step)),
         on_event=printer)
     holder["session"] = session
@@ -182,6 +190,8 @@ def _live(args: argparse.Namespace) -> int:
         server.stop()
         if overlay is not None:
             overlay.terminate()
+    if team is not None:
+        team.finish(session.recorder.dir if session.recorder is not None else None)
     if session.recorder is not None:
         print(f"coach: recorded to {session.recorder.dir}", file=sys.stderr)
         if store is not None:
@@ -202,6 +212,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     from coach.io.replay import run_serve
 
+    if args.team:
+        from coach.team.cli import run_team_serve
+
+        return run_team_serve(args.host, args.port, args.db or os.environ.get("COACH_DB"),
+                              policy=args.policy, playbook=args.playbook)
     return run_serve(args.host, args.port, args.token,
                      args.db or os.environ.get("COACH_DB") or None)
 
@@ -324,6 +339,9 @@ def _build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--db", default=None,
                     help="the store's URL (default: $COACH_DB, else SQLite in the data "
                          "directory)")
+    lv.add_argument("--team", default=os.environ.get("COACH_TEAM"), metavar="URL",
+                    help="share the call with a team server (its policy decides what is "
+                         "sent; the agent's token in $COACH_TEAM_TOKEN)")
     lv.add_argument("--playbook", default=None)
     lv.add_argument("--model", default="tiny.en")
     lv.add_argument("--threads", type=int, default=2)
@@ -340,11 +358,22 @@ def _build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--db", default=None,
                     help="the store's URL (default: $COACH_DB, else SQLite in the data "
                          "directory)")
+    sv.add_argument("--team", action="store_true",
+                    help="a team server: agents' live calls, the board, role tokens "
+                         "(`coach team token create`) instead of --token")
+    sv.add_argument("--policy", default=None,
+                    help="with --team: the team's policy file (`coach team policy` prints "
+                         "the default)")
+    sv.add_argument("--playbook", default=None, help="with --team: the playbook calls are "
+                                                     "scored with")
     sv.set_defaults(func=_serve)
 
     from coach.store.cli import add_parsers as add_store_parsers
 
     add_store_parsers(sub)
+    from coach.team.cli import add_parsers as add_team_parsers
+
+    add_team_parsers(sub)
     try:
         from coach.qa.cli import add_parser as add_qa_parser
     except ImportError:  # the QA runner is optional while it is being built

@@ -474,22 +474,23 @@ def test_migrations_apply_in_order_and_roll_back_on_failure(store_url, monkeypat
         old.add_call(meta={"started_at": T0}, events=call_events(), audio_path=None)
     monkeypatch.undo()
     with open_store(store_url) as s:  # upgrading builds the search index over old calls
-        assert s.version == 2 and s.list_calls(q="upset")[1] == 1
+        assert s.version == S.LATEST_VERSION and s.list_calls(q="upset")[1] == 1
 
     def broken(conn) -> None:
         conn.execute(text("CREATE TABLE half_done (x INTEGER)"))
         conn.execute(text("SELECT no_such_column FROM calls"))
 
-    monkeypatch.setattr(S, "MIGRATIONS", [*S.MIGRATIONS, S.Migration(3, "broken", broken)])
-    monkeypatch.setattr(S, "LATEST_VERSION", 3)
+    nxt = S.LATEST_VERSION + 1
+    monkeypatch.setattr(S, "MIGRATIONS", [*S.MIGRATIONS, S.Migration(nxt, "broken", broken)])
+    monkeypatch.setattr(S, "LATEST_VERSION", nxt)
     with pytest.raises(StoreError, match="no_such_column"):
         open_store(store_url)
     monkeypatch.undo()
     with open_store(store_url) as s:  # nothing of the failed migration remains
-        assert s.version == 2
+        assert s.version == nxt - 1
         with s._engine.connect() as conn:
             assert not conn.dialect.has_table(conn, "half_done")
-            assert S.current_version(conn) == 2
+            assert S.current_version(conn) == nxt - 1
 
 
 def test_newer_database_is_refused(store_url) -> None:
@@ -497,7 +498,7 @@ def test_newer_database_is_refused(store_url) -> None:
         conn.execute(S.schema_version.insert().values(version=99, description="future",
                                                       applied_at=T0))
     with pytest.raises(StoreError, match=r"schema version 99, newer than this coach knows "
-                                         r"\(2\): upgrade coach") as e:
+                                         rf"\({S.LATEST_VERSION}\): upgrade coach") as e:
         open_store(store_url)
     assert "\n" not in str(e.value)
 

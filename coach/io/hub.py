@@ -27,7 +27,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -323,11 +323,14 @@ class Hub:
 
     # -- clients ------------------------------------------------------------------------
 
-    def _register(self, socket: Socket, peer: str) -> _Client:
-        client = _Client(next(self._ids), socket, peer, asyncio.Queue(self.queue_size))
-        # Hello, the current call start and the latest status go first, atomically with
-        # registration: no live message can come between them.
-        for text in (self._hello, self._call_start, self._status):
+    def _register(self, socket: Socket, peer: str, greeting: Sequence[dict[str, Any]] = ()
+                  ) -> _Client:
+        client = _Client(next(self._ids), socket, peer,
+                         asyncio.Queue(self.queue_size + len(greeting)))
+        # Hello, the current call start and the latest status (or the caller's greeting)
+        # go first, atomically with registration: no live message can come between them.
+        for text in (self._hello, self._call_start, self._status,
+                     *(_dumps(m) for m in greeting)):
             if text is not None:
                 client.queue.put_nowait(text)
         self._clients[client.id] = client
@@ -367,15 +370,18 @@ class Hub:
         finally:
             client.gone.set()
 
-    async def serve(self, socket: Socket, receive: Callable[[], Any], peer: str = "?") -> None:
+    async def serve(self, socket: Socket, receive: Callable[[], Any], peer: str = "?", *,
+                    greeting: Sequence[dict[str, Any]] = ()) -> None:
         """Run one accepted client until it leaves or is dropped.
 
         ``receive`` is an async callable returning the next text message, or None when
         the client has disconnected (the server module adapts Starlette to this).
+        ``greeting``: messages this client gets right after hello (a snapshot of the
+        state the live messages then update), before any live message.
         """
         if self._loop is None:
             self.attach()
-        client = self._register(socket, peer)
+        client = self._register(socket, peer, greeting)
         reader = asyncio.get_running_loop().create_task(self._read_loop(client, receive))
         try:
             await client.gone.wait()

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, quote, urlsplit
 
-from fastapi import Body, FastAPI, HTTPException, Query, Request, Security
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -339,9 +339,13 @@ def _cue_types() -> list[dict[str, Any]]:
             for c in pb.cues.values()]
 
 
-def create_replay_app(store: Any, *, token: str | None = None) -> FastAPI:
+def create_replay_app(store: Any, *, token: str | None = None, access: Any = None,
+                      extend: Any = None) -> FastAPI:
     """The replay pages and JSON API over ``store`` (see the module docstring). The
-    app applies the access rule itself (middleware); mount it or serve it as it is."""
+    app applies the access rule itself (middleware); mount it or serve it as it is.
+    On a team server ``access`` (:class:`coach.team.auth.Access`) replaces the token rule
+    with roles: its check runs before every route, and lists show only visible agents;
+    ``extend(app)`` adds the team's own routes."""
     from coach.store import StoreError
 
     bearer = HTTPBearer(auto_error=False, description="the service's --token (if it has one)")
@@ -353,7 +357,7 @@ def create_replay_app(store: Any, *, token: str | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
-        dependencies=[Security(bearer)],
+        dependencies=[Security(bearer)] + ([Depends(access.check_replay)] if access else []),
     )
     peaks_cache = PeaksCache()
     pages = {name: _page(name) for name in ("list.html", "call.html")}
@@ -435,6 +439,7 @@ def create_replay_app(store: Any, *, token: str | None = None) -> FastAPI:
     @app.get("/api/calls", response_model=CallList, tags=["calls"],
              summary="List calls, newest first")
     def list_calls(
+        request: Request,
         agent: Annotated[str | None, Query(max_length=200)] = None,
         since: Annotated[datetime | None, Query(
             description="calls started at or after (ISO 8601; naive = UTC)")] = None,
@@ -457,13 +462,14 @@ def create_replay_app(store: Any, *, token: str | None = None) -> FastAPI:
         rows, total = store.list_calls(
             agent=agent or None, since=since, until=until, cue=cue or None,
             min_score=min_score, max_score=max_score, q=(q or "").strip() or None,
-            limit=limit, offset=offset)
+            limit=limit, offset=offset, agents=_visible(request))
         return {"total": total, "calls": rows}
 
     @app.get("/api/agents", response_model=list[str], tags=["calls"],
              summary="Agent names, for the list filter")
-    def agents() -> list[str]:
-        return store.agents()
+    def agents(request: Request) -> list[str]:
+        visible = _visible(request)
+        return [a for a in store.agents() if visible is None or a in visible]
 
     @app.get("/api/cue-types", response_model=list[CueType], tags=["calls"],
              summary="Cue ids of the default playbook, with their titles and severities")
@@ -592,11 +598,19 @@ def create_replay_app(store: Any, *, token: str | None = None) -> FastAPI:
         return {**cue, "feedback": body.feedback,
                 "evidence_text": describe(cue.get("evidence"), cue_id=cue.get("id"))}
 
+    if extend is not None:
+        extend(app)
     app.mount("/static/replay", StaticFiles(directory=STATIC / "replay"), name="replay-static")
     app.mount("/static/vendor", StaticFiles(directory=STATIC / "vendor"), name="vendor")
     app.state.store = store
-    app.add_middleware(_Guard, token=token)
+    if access is None:  # on a team server the team's guard is in front of this app
+        app.add_middleware(_Guard, token=token)
     return app
+
+
+def _visible(request: Request) -> Any:
+    """The agents a team member may see (None: everyone, or not a team server)."""
+    return getattr(request.state, "visible_agents", None)
 
 
 def _check_time(t: float, call: dict[str, Any]) -> None:

@@ -140,9 +140,12 @@ def _refusal(ws: WebSocket, token: str | None) -> str | None:
     return None
 
 
-def create_app(hub: Hub, *, token: str | None = None, store: Any = None) -> Starlette:
+def create_app(hub: Hub, *, token: str | None = None, store: Any = None,
+               team: Any = None) -> Starlette:
     """The service's Starlette app, fanning ``hub`` out on ``/ws``; with ``store`` (a
-    :class:`coach.store.Store`) it also serves the replay pages and API."""
+    :class:`coach.store.Store`) it also serves the replay pages and API; with ``team``
+    (a :class:`coach.team.server.TeamServer` on that store) it is a team server: role
+    tokens instead of ``token``, the agents' live calls, the board."""
     token = token or None
     page = _overlay_html()
     script = _overlay_js()
@@ -150,9 +153,13 @@ def create_app(hub: Hub, *, token: str | None = None, store: Any = None) -> Star
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub.attach(asyncio.get_running_loop())
+        if team is not None:
+            await team.start()
         try:
             yield
         finally:
+            if team is not None:
+                await team.stop()
             await hub.aclose()
 
     async def ws_endpoint(ws: WebSocket) -> None:
@@ -198,11 +205,22 @@ def create_app(hub: Hub, *, token: str | None = None, store: Any = None) -> Star
         Route("/overlay/display.js", overlay_js),
         Route("/health", health),
     ]
+    middleware = []
+    if team is not None:
+        from starlette.middleware import Middleware
+
+        from coach.team.api import extend_app
+        from coach.team.auth import TeamGuard
+
+        routes += team.websocket_routes()
+        middleware.append(Middleware(TeamGuard, access=team.access))
     if store is not None:
         from coach.io.replay import create_replay_app
 
-        routes.append(Mount("", app=create_replay_app(store, token=token)))
-    app = Starlette(routes=routes, lifespan=lifespan)
+        routes.append(Mount("", app=create_replay_app(
+            store, token=token, access=team.access if team is not None else None,
+            extend=(lambda a: extend_app(a, team)) if team is not None else None)))
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.hub = hub
     return app
 

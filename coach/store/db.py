@@ -508,11 +508,13 @@ class Store:
     def list_calls(self, *, agent: str | None = None, since: datetime | str | None = None,
                    until: datetime | str | None = None, cue: str | None = None,
                    min_score: float | None = None, max_score: float | None = None,
-                   q: str | None = None, limit: int = 50, offset: int = 0
+                   q: str | None = None, limit: int = 50, offset: int = 0,
+                   agents: Iterable[str] | None = None
                    ) -> tuple[list[dict[str, Any]], int]:
         """Calls matching every filter given, newest first, and how many match in all.
         ``since``/``until`` bound the start time (naive datetimes are UTC); ``cue``: calls
-        with at least one cue of that id; ``q``: words of the (redacted) transcript."""
+        with at least one cue of that id; ``q``: words of the (redacted) transcript;
+        ``agents``: only these agents' calls (what a team member may see)."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise StoreError(f"bad limit {limit!r} (1 to {MAX_LIMIT})")
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
@@ -521,6 +523,8 @@ class Store:
         conds: list[Any] = []
         if agent:
             conds.append(c.agent == agent)
+        if agents is not None:
+            conds.append(c.agent.in_(sorted(agents)))
         if since is not None:
             conds.append(c.started_at >= to_datetime(since, what="since"))
         if until is not None:

@@ -53,7 +53,10 @@ __all__ = [
     "migrate",
     "notes",
     "prosody",
+    "live_calls",
+    "live_events",
     "schema_version",
+    "team_tokens",
     "words",
 ]
 
@@ -187,6 +190,41 @@ audio_chunks = Table(
     **_clustered,
 )
 
+# -- the team layer (coach.team): role tokens, live calls published by agents ---------------
+
+team_tokens = Table(
+    "team_tokens", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),  # an agent's name is calls.agent
+    Column("role", String(16), nullable=False),  # agent | coach | admin
+    Column("team", String(200)),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 of the token
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime()),
+)
+Index("ix_team_tokens_name", team_tokens.c.name)
+
+live_calls = Table(
+    "live_calls", metadata,
+    Column("id", String(32), primary_key=True),  # chosen by the agent's coach; the stored call's id
+    Column("agent", String(200), nullable=False),
+    Column("team", String(200)),
+    Column("started_at", UTCDateTime()),
+    Column("state", String(16), nullable=False, default="live"),  # live | ended
+    Column("last_seq", Integer, nullable=False, default=-1),
+    Column("last_event_at", UTCDateTime(), nullable=False),
+)
+Index("ix_live_calls_last_event_at", live_calls.c.last_event_at)
+
+live_events = Table(
+    "live_events", metadata,
+    Column("call_id", String(32), ForeignKey("live_calls.id", **_fk), primary_key=True),
+    Column("seq", Integer, primary_key=True),  # the agent's numbering: a resent event is a duplicate
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("data", Text, nullable=False),  # the event as JSON, as the team policy let it through
+    **_clustered,
+)
+
 schema_version = Table(
     "schema_version", metadata,
     Column("version", Integer, primary_key=True, autoincrement=False),
@@ -264,9 +302,14 @@ def _m2_search(conn: Connection) -> None:
             "CREATE INDEX ix_calls_transcript_fts ON calls USING gin (transcript_tsv)")
 
 
+def _m3_team(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[team_tokens, live_calls, live_events])
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "calls, words, prosody, cues, notes, audio", _m1_tables),
     Migration(2, "full-text search over transcripts", _m2_search),
+    Migration(3, "team: role tokens, live calls and their events", _m3_team),
 ]
 LATEST_VERSION = MIGRATIONS[-1].version
 
