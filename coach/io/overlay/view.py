@@ -25,6 +25,7 @@ SAVE_DELAY_MS = 500  # the place is remembered this long after the last move or 
 
 BAND_W, PAD_X = 6, 12
 GRIP = 14  # the resize grip in the bottom-right corner
+NARROW_W = 300  # text width below which the buttons give way to the status line
 
 # colours (dark theme)
 BG = "#16191e"
@@ -226,7 +227,7 @@ class OverlayWindow:
         if (text_w, lines) != (self.text_w, self.advice_lines):
             self.text_w, self.advice_lines = text_w, lines
             self.advice.configure(height=lines)
-            self.gauge.configure(width=max(60, min(180, text_w // 4)))
+            self.gauge.configure(width=40 if text_w < NARROW_W else min(180, text_w // 4))
             self.last_screen = None  # re-fit the text to the new width
         placed = self.root.geometry()
         if placed != self._placed:
@@ -331,10 +332,12 @@ class OverlayWindow:
                                  font=self.f_idle, fg=MUTED if online else GREY)
             self.advice.configure(text="", fg=FG_SOFT, font=self.f_advice)
         self.band.configure(bg=band)
-        self._show_buttons(cue is not None and not cue.withdrawn)
+        narrow = self.text_w < NARROW_W  # a small window: keys only, the short talk split
+        self._show_buttons(cue is not None and not cue.withdrawn and not narrow)
 
         self._draw_gauge(s, online)
-        self.talk_label.configure(text=s.talk or "You — · Them —",
+        talk = s.talk or "You — · Them —"
+        self.talk_label.configure(text=talk.split(" · ")[0] if narrow else talk,
                                   fg=FG_SOFT if online else GREY)
 
         status, fg = s.status, (AMBER if s.alert else MUTED) if online else GREY
