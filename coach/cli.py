@@ -178,7 +178,7 @@ def _live(args: argparse.Namespace) -> int:
               "pace_band": [120, playbook.cue("pace-fast").thresholds.get("wpm", 175)],
               **(team.meta if team else {})},
         pipeline_options=PipelineOptions(streaming=StreamingOptions(step_s=args.step)),
-        on_event=printer)
+        on_event=printer, agent_baseline=_agent_baseline(team, store, args.agent))
     holder["session"] = session
     try:
         session.run()
@@ -205,6 +205,21 @@ def _live(args: argparse.Namespace) -> int:
     if store is not None:
         store.close()
     return 0
+
+
+def _agent_baseline(team, store, agent):  # type: ignore[no-untyped-def]
+    """The agent's voice baseline from earlier calls (the team server's, else the local
+    store's), so this call is judged from its first second; None: it calibrates itself."""
+    if team is not None:
+        return team.baseline()
+    if store is None or not agent:
+        return None
+    from coach.team.baselines import learn_baseline
+
+    learned = learn_baseline(store, agent)
+    if learned is not None:
+        print(f"coach: {learned.describe()}", file=sys.stderr)
+    return learned.baseline if learned is not None else None
 
 
 def _serve(args: argparse.Namespace) -> int:

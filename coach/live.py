@@ -100,12 +100,13 @@ class LiveSession:
                  record_dir: Path | None = None, meta: dict[str, Any] | None = None,
                  options: LiveOptions | None = None,
                  pipeline_options: PipelineOptions | None = None,
-                 on_event: Callable[[Event], None] | None = None):
+                 on_event: Callable[[Event], None] | None = None,
+                 agent_baseline: Any = None):
         self.source = source
         self.options = options or LiveOptions()
         self.pipeline = Pipeline(transcriber, make_vad, playbook,
                                  customer_channel=source.customer_channel,
-                                 options=pipeline_options)
+                                 options=pipeline_options, agent_baseline=agent_baseline)
         self._publish = publish
         self._on_event = on_event
         self._meta = dict(meta or {})

@@ -15,7 +15,7 @@ import numpy as np
 from coach.asr import StreamingOptions, StreamingRecognizer
 from coach.asr_types import Transcriber, VoiceDetector
 from coach.audio import SAMPLE_RATE
-from coach.cues import CueEngine
+from coach.cues import Baseline, CueEngine
 from coach.events import AGENT, CUSTOMER, CallEvent, Event, Speaker, Word
 from coach.playbook import Playbook
 from coach.prosody import ProsodyOptions, ProsodyTracker
@@ -42,14 +42,18 @@ class Pipeline:
 
     def __init__(self, transcriber: Transcriber, make_vad: Callable[[], VoiceDetector],
                  playbook: Playbook, *, customer_channel: bool = True,
-                 options: PipelineOptions | None = None):
+                 options: PipelineOptions | None = None,
+                 agent_baseline: Baseline | None = None):
         self.options = options or PipelineOptions()
         self.channels: dict[Speaker, _Channel] = {
             AGENT: _Channel(AGENT, transcriber, make_vad(), self.options)}
         if customer_channel:
             self.channels[CUSTOMER] = _Channel(CUSTOMER, transcriber, make_vad(),
                                                self.options)
-        self.cues = CueEngine(playbook, customer_channel=customer_channel)
+        # the agent's voice baseline learned from earlier calls (coach.team.baselines), so
+        # pace and pitch are judged from the first second; None: calibrate from this call
+        self.cues = CueEngine(playbook, customer_channel=customer_channel,
+                              agent_baseline=agent_baseline)
         self._samples = 0
         self.finished = False
 

@@ -265,3 +265,42 @@ def test_the_snapshot_shows_a_viewer_only_what_they_may_see() -> None:
     snap = b.snapshot(1000.0, lambda r: r.team == "north")
     assert [r["agent"] for r in snap["rows"]] == ["Dana"]
     assert [a["agent"] for a in snap["alerts"]] == ["Dana"]
+
+
+# -- voice baselines across calls -------------------------------------------------------------
+
+
+def _readings(f0: float, n: int = 40, *, loud: float = -20.0, wpm: float = 150.0) -> list:
+    return [{"speaker": "agent", "t": float(i), "f0_hz": f0, "loudness_db": loud, "wpm": wpm}
+            for i in range(1, n + 1)] + [{"speaker": "customer", "t": 1.0, "f0_hz": 220.0,
+                                          "loudness_db": -10.0, "wpm": 200.0}]
+
+
+def test_a_calls_medians_are_the_agents_speech_only() -> None:
+    from coach.team.baselines import call_medians
+
+    m = call_medians(_readings(118.0) + [{"speaker": "agent", "t": 99.0, "f0_hz": None,
+                                          "loudness_db": None, "wpm": None}])
+    assert m == {"f0_hz": 118.0, "loudness_db": -20.0, "wpm": 150.0, "readings": 40}
+    assert call_medians(_readings(118.0, n=5)) is None  # too little speech to count
+
+
+def test_an_agent_tense_from_the_start_is_flagged_with_a_learned_baseline() -> None:
+    """Today a call calibrates on its first 30 s: an agent whose pitch is up from the
+    first word is measured against that and never flagged. With the baseline of their
+    earlier calls (120 Hz) the same readings (160 Hz) are flagged within seconds."""
+    from coach.cues import Baseline, CueEngine
+    from coach.events import Prosody
+
+    def tense_cues(baseline: Baseline | None) -> list:
+        engine = CueEngine(load_playbook(), agent_baseline=baseline)
+        out = []
+        for i in range(1, 61):
+            out += engine.feed(Prosody("agent", float(i), 160.0, -20.0, 150.0, f0_sd_st=2.0,
+                                       voiced_s=0.8, speaking=True))
+            out += engine.advance(float(i))
+        return [c for c in out if c.id == "tone-tense"]
+
+    assert tense_cues(None) == []
+    flagged = tense_cues(Baseline(f0_hz=120.0, loudness_db=-20.0, wpm=150.0))
+    assert flagged and flagged[0].t <= 10.0

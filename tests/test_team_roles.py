@@ -72,6 +72,8 @@ def expected(rule: str, role: str, which: str | None) -> int | tuple[int, ...]:
         return (200, 201) if role == "admin" else 403
     if rule == "upload":
         return (200, 201, 422) if role in ("dana", "sam") else 403
+    if rule == "dana":  # about agent Dana (north): herself, her coaches
+        return 200 if "A" in SEES[role] else 403
     raise AssertionError(rule)
 
 
@@ -100,6 +102,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/team/me"): "any",
     ("GET", "/api/team/policy"): "any",
     ("GET", "/api/team/board"): "coach",
+    ("GET", "/api/team/agents/{name}/baseline"): "dana",
     ("GET", "/api/team/tokens"): "admin",
     ("POST", "/api/team/tokens"): "admin",
     ("DELETE", "/api/team/tokens/{token_id}"): "admin",
@@ -147,7 +150,7 @@ def _fill(path: str, team, which: str | None) -> str:
     ids = team["ids"]
     if "{call_id}" in path:
         path = path.replace("{call_id}", ids[which])
-    return (path.replace("{fmt}", "json").replace("{idx}", "0")
+    return (path.replace("{fmt}", "json").replace("{idx}", "0").replace("{name}", "Dana")
             .replace("{token_id}", "999999"))
 
 

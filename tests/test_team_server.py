@@ -288,3 +288,32 @@ def test_an_agent_process_killed_mid_call(team, tmp_path) -> None:
     seqs = _seqs(team["store"], call_id)
     assert seqs == list(range(len(seqs))) and len(seqs) >= 15
     board.stop()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_the_voice_baseline_is_learned_from_stored_calls(team) -> None:
+    from coach.team.baselines import learn_baseline
+
+    store, base = team["store"], team["server"].url
+
+    def call(f0: float, day: int) -> None:
+        store.add_call(meta={"agent": "Dana", "started_at": f"2025-03-0{day}T09:00:00Z",
+                             "source": f"{day}.flac"},
+                       events=[{"type": "prosody", "speaker": "agent", "t": float(i),
+                                "f0_hz": f0, "loudness_db": -21.0, "wpm": 140.0 + day}
+                               for i in range(1, 31)], audio_path=None)
+
+    call(118.0, 1)
+    call(124.0, 2)
+    assert learn_baseline(store, "Dana") is None  # a new agent: calls calibrate themselves
+    s, body, _ = http(base, "GET", "/api/team/agents/Dana/baseline", team["tokens"]["dana"])
+    assert s == 200 and body["calls"] == 0 and "each call calibrates itself" in body["message"]
+    call(190.0, 3)  # one tense call does not move the baseline much: medians of medians
+    learned = learn_baseline(store, "Dana")
+    assert learned.calls == 3 and learned.baseline.f0_hz == 124.0
+    assert learned.baseline.wpm == 142.0 and learned.baseline.loudness_db == -21.0
+    s, body, _ = http(base, "GET", "/api/team/agents/Dana/baseline",
+                      team["tokens"]["coach_north"])
+    assert s == 200 and body["f0_hz"] == 124.0 and body["message"] == (
+        "voice baseline from 3 earlier calls: pace 142 wpm, pitch 124 Hz, level -21 dBFS")
+    assert http(base, "GET", "/api/team/agents/Dana/baseline", team["tokens"]["sam"])[0] == 403

@@ -137,6 +137,22 @@ def extend_app(app: FastAPI, server: Any) -> None:
         p = require(request, "coach", "admin")
         return server.board.snapshot(time.time(), lambda r: server.visible(p, r))
 
+    @router.get("/api/team/agents/{name}/baseline", tags=["team"], responses=errors,
+                summary="An agent's voice baseline (pace, pitch, loudness) across their calls")
+    def agent_baseline(request: Request, name: str) -> dict[str, Any]:
+        from coach.team.baselines import MIN_CALLS, learn_baseline
+
+        p = require(request)
+        if not server.access.can_see(p, name):
+            raise HTTPException(403, "forbidden: not one of your agents" if p.is_coach
+                                else "forbidden: another agent's baseline")
+        learned = learn_baseline(store, name)
+        if learned is None:
+            return {"agent": name, "calls": 0, "f0_hz": None, "loudness_db": None, "wpm": None,
+                    "per_call": [], "message": f"fewer than {MIN_CALLS} stored calls with "
+                                               "enough speech: each call calibrates itself"}
+        return {"agent": name, **learned.to_dict(), "message": learned.describe()}
+
     # -- tokens -----------------------------------------------------------------------------
     @router.get("/api/team/tokens", response_model=list[MemberOut], tags=["tokens"],
                 responses=errors, summary="Tokens (their holders; the tokens are not kept)")

@@ -226,6 +226,34 @@ class LiveTeam:
 
         return both
 
+    def baseline(self) -> Any:
+        """This agent's voice baseline learned by the team server from their stored
+        calls (None for a new agent, or when the server cannot be reached)."""
+        from urllib.parse import quote
+
+        from coach.cues import Baseline
+        from coach.team.client import _request
+
+        try:
+            code, me = _request("GET", f"{self.publisher.http_url}/api/team/me", self.token,
+                                timeout=5)
+            if code != 200:
+                return None
+            code, b = _request("GET", f"{self.publisher.http_url}/api/team/agents/"
+                                      f"{quote(me['name'], safe='')}/baseline", self.token,
+                               timeout=10)
+        except CoachError as e:
+            print(f"coach: team: no voice baseline ({e}); this call calibrates itself",
+                  file=sys.stderr)
+            return None
+        if code != 200:
+            return None
+        print(f"coach: team: {b.get('message')}", file=sys.stderr)
+        if not b.get("calls"):
+            return None
+        return Baseline(f0_hz=b.get("f0_hz"), loudness_db=b.get("loudness_db"),
+                        wpm=b.get("wpm"))
+
     def _on_state(self, state: dict[str, Any]) -> None:
         self.hub.publish_threadsafe(state)  # the overlay says what is shared
         line = state.get("message") or ""
