@@ -51,6 +51,7 @@ bench: setup
 	$(BIN)/python bench/judge_bench.py --json bench/out/judge.json
 	$(BIN)/python bench/live_bench.py --json bench/out/live.json
 	$(BIN)/python bench/store_bench.py --pg --json bench/out/store.json
+	$(BIN)/python bench/overlay_timing.py --json bench/out/overlay.json
 
 samples: setup sysdeps
 	$(BIN)/python audio_samples/make_calls.py
