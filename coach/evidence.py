@@ -67,6 +67,8 @@ KNOWN: dict[str, tuple[str, str]] = {
     "window_end": ("no fix offered by {}", "time"),
     "agent_speech_s": ("{} of agent speech after it", "s"),
     "response_window": ("not acknowledged in the reply {}", "span"),
+    "reply_from_s": ("not acknowledged in the reply from {}", "time"),
+    "reply_to_s": ("to {}", "time"),
     # timing
     "silence_from": ("silent from {}", "time"),
     "silence_s": ("{} of silence", "s"),

@@ -61,6 +61,9 @@ def test_pace_figures_have_labels_and_units_and_no_none():
       "response_window": [63.0, 75.0]}, "name-frustration",
      "“ridiculous” at 1:02; customer's pitch 250 Hz, their usual 200 Hz, "
      "not acknowledged in the reply 1:03–1:15"),
+    ({"words": [w("ridiculous", 62)], "reply_from_s": 63.0, "reply_to_s": 75.2},
+     "name-frustration",
+     "“ridiculous” at 1:02; not acknowledged in the reply from 1:03, to 1:15"),
     ({"words": [w("sorry", 12)], "problem_words": [w("still", 3), w("broken", 3.3)]},
      "no-follow-up", "“sorry” at 0:12; the problem: “still broken” at 0:03"),
     ({"words": [w("Oops.", 36)], "downgraded_from": "warn"}, "casual-apology",
@@ -111,31 +114,39 @@ def test_never_a_python_repr_whatever_the_engine_sends():
 
 
 def _emitted_keys() -> set[str]:
-    """Evidence keys written as literals in the cue engine's ``_emit(...)`` calls and
-    ``evidence[...] =`` / ``figures`` dicts (read with ``ast``, so formatting does not
-    matter)."""
+    """Evidence keys written as literals in the cue engine (coach/cues.py or the coach/cues/
+    package): dicts passed to ``emit``/``frustrated`` calls, dicts assigned to ``ev`` or
+    ``evidence``, and ``ev[...] =`` stores (read with ``ast``: layout does not matter)."""
     import ast
     from pathlib import Path
 
-    tree = ast.parse((Path(evidence.__file__).parent / "cues.py").read_text())
+    root = Path(evidence.__file__).parent
+    files = [root / "cues.py"] if (root / "cues.py").is_file() else sorted(
+        (root / "cues").glob("*.py"))
+    names = {"ev", "evidence"}
     keys: set[str] = set()
-    for node in ast.walk(tree):
-        dicts = []
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("_emit",
-                                                                             "_frustrated"):
-            dicts = [a for a in node.args if isinstance(a, ast.Dict)]
-        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
-            if isinstance(node.slice, ast.Constant) and getattr(node.value, "id", "") == "evidence":
-                keys.add(node.slice.value)
-        for d in dicts:
-            keys |= {k.value for k in d.keys if isinstance(k, ast.Constant)}
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text())):
+            dicts = []
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "").lstrip("_") in (
+                    "emit", "frustrated", "raise"):
+                dicts = [a for a in node.args if isinstance(a, ast.Dict)]
+            elif isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Dict):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if any(getattr(t, "id", "") in names for t in targets):
+                    dicts = [node.value]
+            elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
+                if isinstance(node.slice, ast.Constant) and getattr(node.value, "id", "") in names:
+                    keys.add(node.slice.value)
+            for d in dicts:
+                keys |= {k.value for k in d.keys if isinstance(k, ast.Constant)}
     return keys
 
 
 def test_every_key_the_cue_engine_emits_has_a_label_and_unit():
     keys = _emitted_keys()
     if not keys:
-        pytest.skip("coach/cues.py no longer emits through _emit(...): nothing to read")
+        pytest.skip("the cue engine no longer emits through emit(...): nothing to read")
     for key in keys:
         label, kind = evidence._kind(key)
         assert key in KNOWN or kind != "number", f"evidence key {key!r} has no label or unit"
