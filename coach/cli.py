@@ -69,6 +69,7 @@ def _analyze(args: argparse.Namespace) -> int:
         for n in res.notices:
             print(f"coach: note: {n}", file=sys.stderr)
     if store is not None:
+        from coach.store.cli import replay_url
         from coach.store.importer import save_analysis
 
         with store:
@@ -77,14 +78,17 @@ def _analyze(args: argparse.Namespace) -> int:
             # the same recording saved again keeps the stored call (and its coach notes)
             existing = store.has_source(_sha256(Path(args.file)))
             if existing:
-                print(f"coach: already stored as call {existing}; kept as it is",
-                      file=sys.stderr)
+                call_id = existing
+                print(f"coach: already stored as call {existing[:8]}… (the same recording); "
+                      "kept as it is, with its notes", file=sys.stderr)
             else:
                 call_id = save_analysis(store, args.file, kept,
                                         {"agent": args.agent, "model": transcriber.name,
                                          "agent_channel": args.agent_channel,
                                          "playbook": playbook})
-                print(f"coach: saved as call {call_id} in {store.url}", file=sys.stderr)
+                print(f"coach: saved as call {call_id[:8]}… in {store.url}", file=sys.stderr)
+            print(f"coach: replay: {replay_url(call_id)} (while `coach serve` runs)",
+                  file=sys.stderr)
     return 0
 
 
@@ -277,6 +281,29 @@ class _TerminalPrinter:
             self.out.flush()
 
 
+def _cues(args: argparse.Namespace) -> int:
+    from coach.playbook import load_playbook
+
+    pb = load_playbook(args.playbook)
+    rows = [(c.id, c.severity + ("" if c.enabled else ", off"), c.title)
+            for c in pb.cues.values()]
+    if args.json:
+        import json
+
+        print(json.dumps([{"id": c.id, "title": c.title, "severity": c.severity,
+                           "enabled": c.enabled} for c in pb.cues.values()],
+                         ensure_ascii=False))
+        return 0
+    w0 = max(len(r[0]) for r in [("ID",), *rows])
+    w1 = max(len(r[1]) for r in [("", "SEVERITY"), *rows])
+    print(f"{'ID':<{w0}}  {'SEVERITY':<{w1}}  TITLE")
+    for cid, sev, title in rows:
+        print(f"{cid:<{w0}}  {sev:<{w1}}  {title}")
+    source = args.playbook or "the built-in playbook"
+    print(f"\n{len(rows)} cues in {source}; ids go to --cue filters and team playbooks")
+    return 0
+
+
 def _devices(args: argparse.Namespace) -> int:
     from coach.io.capture import format_devices, list_devices
 
@@ -288,6 +315,18 @@ def _overlay(args: argparse.Namespace) -> int:
     from coach.io.overlay import options_from, run_overlay
 
     return run_overlay(args.url, **options_from(args))
+
+
+_HOST_HELP = ("address to listen on (default: 127.0.0.1, this machine only; any other "
+              "needs --token)")
+_PORT_HELP = "port of the pages, API and websocket (default: 8765)"
+_TOKEN_HELP = ("access token clients must give; required to listen beyond this machine "
+               "(default: none)")
+_PLAYBOOK_HELP = ("a team playbook (YAML) that overrides parts of the built-in one "
+                  "(default: the built-in playbook; see `coach cues`)")
+_MODEL_HELP = ("speech model: tiny.en (default, installed with coach), base or small (the "
+               "optional extras), or a CTranslate2 Whisper folder")
+_THREADS_HELP = "CPU threads for the speech model (default: 2)"
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -304,20 +343,23 @@ def _build_parser() -> argparse.ArgumentParser:
     a.add_argument("--agent-channel", default="left",
                    help="stereo: which channel is the agent: left (default), right, or a "
                         "channel number")
-    a.add_argument("--format", choices=("text", "jsonl"), default="text")
-    a.add_argument("--playbook", default=None, help="a team playbook (YAML) over the default")
-    a.add_argument("--model", default="tiny.en",
-                   help="tiny.en (embedded default), base, small, or a CTranslate2 directory")
-    a.add_argument("--threads", type=int, default=2, help="CPU threads for the model")
+    a.add_argument("--format", choices=("text", "jsonl"), default="text",
+                   help="text: the transcript with each cue and a summary, for people; "
+                        "jsonl: one event per line, for tools (default: text)")
+    a.add_argument("--playbook", default=None, help=_PLAYBOOK_HELP)
+    a.add_argument("--model", default="tiny.en", help=_MODEL_HELP)
+    a.add_argument("--threads", type=int, default=2, help=_THREADS_HELP)
     a.add_argument("--step", type=float, default=1.0,
                    help="seconds of new audio between recognition passes (live default 1.0)")
     a.add_argument("--finals-only", action="store_true",
                    help="one recognition pass per utterance: faster, no partial words")
     a.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
-                   help="progress bar on stderr (auto: when stderr is a terminal)")
+                   help="progress bar on stderr (default auto: on when stderr is a terminal "
+                        "and the file is over a minute)")
     a.add_argument("--save", action="store_true",
                    help="store the call (audio, transcript, prosody, cues) for replay and QA")
-    a.add_argument("--agent", default=None, help="with --save: the agent's name")
+    a.add_argument("--agent", default=None,
+                   help="with --save: the agent's name (default: none recorded)")
     a.add_argument("--db", default=None,
                    help="with --save: the store's URL (default: $COACH_DB, else SQLite in "
                         "the data directory)")
@@ -329,23 +371,28 @@ def _build_parser() -> argparse.ArgumentParser:
                                     "the overlay.")
     src = lv.add_argument_group("audio source")
     src.add_argument("--source", help="play this recording through the live path in real "
-                                      "time instead of capturing devices")
+                                      "time instead of capturing devices (default: capture "
+                                      "the devices below)")
     src.add_argument("--audible", action="store_true", help="with --source: also play it out loud")
     src.add_argument("--speed", type=float, default=1.0, help=argparse.SUPPRESS)
-    src.add_argument("--mic", help="the agent's microphone (id or name, see `coach devices`)")
+    src.add_argument("--mic", help="the agent's microphone, id or name from `coach devices` "
+                                   "(default: the system's default input)")
     src.add_argument("--line", help="the customer's side: the softphone's output through a "
-                                    "loopback or monitor input")
-    src.add_argument("--device", help="one stereo input device carrying both sides")
+                                    "loopback or monitor input (default: none, agent only)")
+    src.add_argument("--device", help="one stereo input device carrying both sides, instead "
+                                      "of --mic and --line (default: not used)")
     lv.add_argument("--agent-channel", default="left",
-                    help="stereo source: which channel is the agent (left, right, N)")
-    lv.add_argument("--host", default="127.0.0.1")
-    lv.add_argument("--port", type=int, default=8765)
-    lv.add_argument("--token", help="access token (required to listen beyond localhost)")
+                    help="stereo source: which channel is the agent: left (default), right "
+                         "or a channel number")
+    lv.add_argument("--host", default="127.0.0.1", help=_HOST_HELP)
+    lv.add_argument("--port", type=int, default=8765, help=_PORT_HELP)
+    lv.add_argument("--token", help=_TOKEN_HELP)
     lv.add_argument("--no-overlay", action="store_true", help="do not open the desktop overlay")
     lv.add_argument("--geometry", default=None, metavar="WxH+X+Y",
                     help="the desktop overlay's size and place in pixels, e.g. 380x150+40+40 "
                          "(default: where it was last left, else 380x150)")
-    lv.add_argument("--agent", default=None, help="agent name stored with the call")
+    lv.add_argument("--agent", default=None,
+                    help="agent name stored with the call (default: none recorded)")
     lv.add_argument("--record-dir", help="where calls are recorded (default: $COACH_DATA/live "
                                          "or ~/.local/share/coach/live)")
     lv.add_argument("--no-record", action="store_true", help="do not record the call")
@@ -356,10 +403,11 @@ def _build_parser() -> argparse.ArgumentParser:
                          "directory)")
     lv.add_argument("--team", default=os.environ.get("COACH_TEAM"), metavar="URL",
                     help="share the call with a team server (its policy decides what is "
-                         "sent; the agent's token in $COACH_TEAM_TOKEN)")
-    lv.add_argument("--playbook", default=None)
-    lv.add_argument("--model", default="tiny.en")
-    lv.add_argument("--threads", type=int, default=2)
+                         "sent; the agent's token in $COACH_TEAM_TOKEN; default: $COACH_TEAM, "
+                         "else not shared)")
+    lv.add_argument("--playbook", default=None, help=_PLAYBOOK_HELP)
+    lv.add_argument("--model", default="tiny.en", help=_MODEL_HELP)
+    lv.add_argument("--threads", type=int, default=2, help=_THREADS_HELP)
     lv.add_argument("--step", type=float, default=1.0, help=argparse.SUPPRESS)
     lv.set_defaults(func=_live)
 
@@ -367,9 +415,9 @@ def _build_parser() -> argparse.ArgumentParser:
                         description="Serve the replay pages (call list, one call with audio, "
                                     "waveforms, curves, transcript, cues, notes) and their "
                                     "JSON API, without live capture.")
-    sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8765)
-    sv.add_argument("--token", help="access token (required to listen beyond localhost)")
+    sv.add_argument("--host", default="127.0.0.1", help=_HOST_HELP)
+    sv.add_argument("--port", type=int, default=8765, help=_PORT_HELP)
+    sv.add_argument("--token", help=_TOKEN_HELP)
     sv.add_argument("--db", default=None,
                     help="the store's URL (default: $COACH_DB, else SQLite in the data "
                          "directory)")
@@ -395,6 +443,17 @@ def _build_parser() -> argparse.ArgumentParser:
         add_qa_parser = None
     if add_qa_parser is not None:
         add_qa_parser(sub)
+
+    cu = sub.add_parser("cues", help="list the playbook's cues: ids, severities, titles",
+                        description="List the cues of the built-in playbook, or of a team "
+                                    "playbook over it: the ids used by --cue filters, "
+                                    "exports and team playbooks, each with its severity "
+                                    "(info, nudge, warn; 'off' when disabled) and the title "
+                                    "the overlay shows.")
+    cu.add_argument("--playbook", default=None, help=_PLAYBOOK_HELP)
+    cu.add_argument("--json", action="store_true", help="JSON for machines: a list of "
+                                                        "{id, title, severity, enabled}")
+    cu.set_defaults(func=_cues)
 
     dv = sub.add_parser("devices", help="list audio devices for --mic / --line / --device")
     dv.set_defaults(func=_devices)

@@ -42,11 +42,14 @@ def test_import_prints_one_line_per_call(env, capsys) -> None:
     cut = recording(root / "c", seconds=3.0, finished=False, agent="Max")
     age(cut)
     code, out, err = run(["import", str(root)], capsys)
-    lines = out.splitlines()
+    lines = [ln for ln in out.splitlines() if not ln.startswith("  replay: ")]
     assert code == 0 and len(lines) == 3
     assert all(ln.startswith("imported ") for ln in lines)
     assert lines[0].endswith("(complete)") and "2024/a" in lines[0]
     assert lines[2].endswith("(recovered)")
+    # every stored call comes with the address of its replay page
+    urls = [ln.split()[-1] for ln in out.splitlines() if ln.startswith("  replay: ")]
+    assert urls == [f"http://127.0.0.1:8765/calls/{ln.split()[1]}" for ln in lines]
     assert "3 imported, 0 skipped, 0 failed" in err
     code, out, _ = run(["import", str(root), "--agent", "Zed"], capsys)
     assert code == 0 and [ln.split()[0] for ln in out.splitlines()] == ["skipped"] * 3
@@ -180,3 +183,72 @@ def test_calls_export_bad_input(filled, env, capsys) -> None:
         run(["calls", "export", filled[0], "-o", str(env)], capsys)
     with pytest.raises(SystemExit):  # argparse: unknown format
         run(["calls", "export", filled[0], "--format", "pdf"], capsys)
+
+
+def test_calls_show_prints_transcript_cues_evidence_and_notes(filled, env, capsys) -> None:
+    cid = filled[1]
+    with open_store(data_dir=env / "data") as s:
+        s.add_note(cid, 7.4, "Own the policy point first.", author="Kim")
+    code, out, _ = run(["calls", "show", cid[:6]], capsys)
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[0].startswith(f"call {cid}: Ben · 2024-") and "0:12" in lines[0]
+    assert "score 70" in lines[0]
+    assert f"replay: http://127.0.0.1:8765/calls/{cid}" in out
+    assert "[0:00] CUSTOMER my card is [card]" in out  # redacted as stored
+    assert "[0:06] AGENT    i will refund the charge" in out
+    cue = next(i for i, ln in enumerate(lines) if "Drop the but (sorry-if, warn) at 0:07" in ln)
+    assert "the agent dismissed it" in lines[cue]
+    assert lines[cue + 1].strip() == "“sorry but” at 0:07"
+    assert "pace 190 words/min" in out
+    assert lines[-2:] == ["Coach notes", "  [0:07] Kim: Own the policy point first."]
+    for raw in ("None", "{'", "wpm=", "[{"):
+        assert raw not in out
+    with pytest.raises(StoreError, match="^no call abcd$"):
+        run(["calls", "show", "abcd"], capsys)
+
+
+def _args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="coach")
+    add_parsers(p.add_subparsers(dest="command", required=True))
+    return p.parse_args(argv)
+
+
+def test_calls_delete_asks_first_and_removes_the_call(filled, env, capsys) -> None:
+    from coach.store.cli import cmd_calls_delete
+
+    cid = filled[0]
+    asked: list[str] = []
+    out = io.StringIO()
+    code = cmd_calls_delete(_args(["calls", "delete", cid[:8]]), out,
+                            ask=lambda q: asked.append(q) or "n")
+    assert code == 1 and out.getvalue() == "kept: nothing was deleted\n"
+    assert asked and cid in asked[0] and "cannot be undone" in asked[0]
+    with open_store(data_dir=env / "data") as s:
+        assert s.has_call(cid)
+    out = io.StringIO()
+    assert cmd_calls_delete(_args(["calls", "delete", cid[:8]]), out, ask=lambda q: "y") == 0
+    assert out.getvalue().startswith(f"deleted call {cid} (Ama, ")
+    with open_store(data_dir=env / "data") as s:
+        assert not s.has_call(cid) and s.list_calls()[1] == 2
+    with pytest.raises(StoreError, match="^no call "):
+        run(["calls", "delete", cid, "--yes"], capsys)
+
+
+def test_calls_delete_without_a_terminal_needs_yes(filled, env, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a tty
+    with pytest.raises(StoreError, match="add --yes"):
+        run(["calls", "delete", filled[2]], capsys)
+    code, out, _ = run(["calls", "delete", filled[2], "--yes"], capsys)
+    assert code == 0 and out.startswith(f"deleted call {filled[2]}")
+
+
+def test_deleting_a_live_call_removes_its_recording_so_it_stays_deleted(env, capsys) -> None:
+    folder = recording(env / "data" / "live" / "20240501-090000")
+    code, out, _ = run(["calls", "list", "--json"], capsys)  # stores the recording
+    cid = json.loads(out)["calls"][0]["id"]
+    assert (folder / "imported.json").is_file()
+    code, out, _ = run(["calls", "delete", cid, "--yes"], capsys)
+    assert code == 0 and str(folder) in out and not folder.exists()
+    code, out, _ = run(["calls", "list", "--json"], capsys)  # not brought back
+    assert json.loads(out)["total"] == 0

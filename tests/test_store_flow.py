@@ -33,6 +33,7 @@ def test_analyze_save_then_list_and_export(tmp_path):
     r = _coach("analyze", str(demo), "--save", "--agent", "Sam", env=env)
     assert r.returncode == 0, r.stderr
     assert "saved as call" in r.stderr
+    saved = r.stderr
     # the database sits in the data directory, readable by its owner only
     db = tmp_path / "data" / "coach.db"
     assert db.is_file() and (db.stat().st_mode & 0o077) == 0
@@ -48,13 +49,25 @@ def test_analyze_save_then_list_and_export(tmp_path):
     # saving the same recording again keeps the stored call rather than adding a copy
     r = _coach("analyze", str(demo), "--save", "--agent", "Sam", "--format", "jsonl", env=env)
     assert r.returncode == 0, r.stderr
-    assert f"already stored as call {row['id']}" in r.stderr
+    assert f"already stored as call {row['id'][:8]}…" in r.stderr
+    # both saves name the replay page of the call
+    assert r.stderr.count(f"replay: http://127.0.0.1:8765/calls/{row['id']}") == 1
+    assert saved.count(f"replay: http://127.0.0.1:8765/calls/{row['id']}") == 1
+    # the stored call in the terminal: transcript, cues with their evidence in words
+    r = _coach("calls", "show", row["id"][:8], env=env)
+    assert r.returncode == 0, r.stderr
+    assert "Avoid the \"but\" (qualified-apology, warn)" in r.stdout
+    assert "“sorry, but” at 0:" in r.stdout or "“sorry,” at 0:" in r.stdout
+    assert "None" not in r.stdout and "{'" not in r.stdout
     assert json.loads(_coach("calls", "list", "--json", env=env).stdout)["total"] == 1
     r = _coach("calls", "export", row["id"][:8], "--format", "vtt", env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("WEBVTT") and "<v Agent>" in r.stdout
     r = _coach("calls", "list", "--cue", "laughter", "--json", env=env)
     assert json.loads(r.stdout)["total"] == 0
+    r = _coach("calls", "delete", row["id"][:8], "--yes", env=env)
+    assert r.returncode == 0 and r.stdout.startswith(f"deleted call {row['id']}"), r.stderr
+    assert json.loads(_coach("calls", "list", "--json", env=env).stdout)["total"] == 0
 
 
 def test_bad_database_url_is_one_line(tmp_path):

@@ -30,8 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     q.add_argument("source", help="a folder of calls (searched recursively), one file, or "
                                   "store: (calls already in the store)")
-    q.add_argument("--sample", required=True,
-                   help="how many calls: a percentage (10%%, 100%% for all) or a number (25)")
+    q.add_argument("--sample", default="100%",
+                   help="how many calls: a percentage (10%%) or a number (25) "
+                        "(default: 100%%, every call)")
     q.add_argument("--seed", type=int, default=0,
                    help="sampling seed (default 0: the same command picks the same calls)")
     q.add_argument("--out", required=True, metavar="DIR", help="where the log and reports go")
@@ -40,7 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     help="stereo files without a manifest, name hint or --channel-map "
                          "line: the agent's channel (left, right or a number; default left)")
     ch.add_argument("--channel-map", metavar="FILE",
-                    help="CSV of 'glob,channel' lines giving the agent's channel per file")
+                    help="CSV of 'glob,channel' lines giving the agent's channel per file "
+                         "(default: none)")
     ch.add_argument("--transcript-agent", metavar="LABEL",
                     help="transcripts: the speaker label of the agent (e.g. B); default: "
                          "role names (Agent, Caller...), else B of A/B, else who talks most")
@@ -61,19 +63,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                             "more time for a few %% fewer word errors)")
     run_g.add_argument("--model", default="tiny.en",
                        help="tiny.en (embedded default), base, small, or a CTranslate2 dir")
-    run_g.add_argument("--playbook", default=None, help="a team playbook (YAML)")
+    run_g.add_argument("--playbook", default=None,
+                       help="a team playbook (YAML) over the built-in one (default: the "
+                            "built-in playbook)")
     run_g.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
-                       help="progress bar on stderr (auto: when stderr is a terminal)")
+                       help="progress bar on stderr (default auto: when stderr is a "
+                            "terminal)")
     rep = q.add_argument_group("reports and store")
     rep.add_argument("--replay-url", metavar="URL",
-                     help="base URL of the replay service: calls link to URL/calls/ID")
-    rep.add_argument("--title", default="coach QA", help="report title")
+                     help="base URL of the replay service: calls link to URL/calls/ID "
+                          "(default: no links)")
+    rep.add_argument("--title", default="coach QA", help="report title (default: coach QA)")
     rep.add_argument("--store", nargs="?", const="", default=None, metavar="URL",
                      help="save each analysed call and its score in the call store "
                           "(default store without URL); with SOURCE store: the store to read")
-    rep.add_argument("--agent", help="SOURCE store: only this agent's calls")
-    rep.add_argument("--since", help="SOURCE store: only calls since this date (YYYY-MM-DD)")
-    rep.add_argument("--cue", help="SOURCE store: only calls with this cue")
+    rep.add_argument("--agent", help="SOURCE store: only this agent's calls (default: all)")
+    rep.add_argument("--since", help="SOURCE store: only calls since this date, YYYY-MM-DD "
+                                     "(default: all)")
+    rep.add_argument("--cue", help="SOURCE store: only calls with this cue id, e.g. "
+                                   "no-follow-up (default: all)")
     rep.add_argument("--reanalyse", action="store_true",
                      help="SOURCE store: analyse the stored audio again (default: score the "
                           "words and cues each call was stored with, so it keeps one score)")

@@ -582,14 +582,26 @@ def _dir_lock(out_dir: Path) -> Iterator[None]:
     """One run per output directory at a time (two would race on the log)."""
     import fcntl
 
-    fd = os.open(out_dir / ".qa.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    path = out_dir / ".qa.lock"
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
+            os.close(fd)
             raise CoachError(f"{out_dir}: another coach qa run is writing there") from exc
+        try:  # a run that just finished may have removed the file we locked: lock anew
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
         yield
     finally:
+        # removed while still held, so no other run can be holding this same file
+        with contextlib.suppress(OSError):
+            os.unlink(path)
         os.close(fd)
 
 
