@@ -325,3 +325,88 @@ def test_remote_access_with_a_token(browser, calls):
             tab.check_clean()
         finally:
             tab.close()
+
+
+TURNS_JS = """async (cases) => {
+    const { turns } = await import('/static/replay/transcript.js');
+    return cases.map((ws) => turns(ws).map((t) => ({
+        speaker: t.speaker, words: t.idx.map((i) => ws[i].text).join(' '),
+        asides: t.asides.map((a) => a.idx.map((i) => ws[i].text).join(' ')) })));
+}"""
+
+
+def _ws(*spec: tuple[str, float, str]) -> list[dict]:
+    """(speaker, start, text) per word, 0.3 s each."""
+    return [{"speaker": sp, "start": t, "end": t + 0.3, "text": x} for sp, t, x in spec]
+
+
+def test_transcript_turns_keep_a_speaker_together(tab, calls):
+    """The case from a real call: the agent goes on through the customer's "Yeah. Next
+    time." (an aside, not three turns); a customer who really takes the floor makes a turn;
+    a lone "Mm-hm." between two of the agent's runs is an aside too."""
+    page = tab.open("/")
+    got = page.evaluate(TURNS_JS, [
+        _ws(("agent", 10.0, "Let's"), ("customer", 10.4, "Yeah."), ("customer", 10.7, "Next"),
+            ("customer", 11.0, "time."), ("agent", 11.2, "let's"), ("agent", 11.5, "get"),
+            ("agent", 11.8, "that"), ("agent", 12.1, "fixed.")),
+        _ws(("agent", 0.0, "It"), ("agent", 0.3, "is"), ("agent", 0.6, "sorted."),
+            ("customer", 3.0, "Mm-hm."),
+            ("agent", 5.0, "Anything"), ("agent", 5.3, "else?")),
+        _ws(("agent", 0.0, "I"), ("agent", 0.3, "can"), ("agent", 0.6, "check."),
+            ("customer", 1.5, "No,"), ("customer", 1.8, "I"), ("customer", 2.1, "want"),
+            ("customer", 2.4, "a"), ("customer", 2.7, "refund"), ("customer", 3.0, "today."),
+            ("agent", 5.0, "Of"), ("agent", 5.3, "course.")),
+    ])
+    assert got[0] == [{"speaker": "agent", "words": "Let's let's get that fixed.",
+                       "asides": ["Yeah. Next time."]}]
+    assert got[1] == [{"speaker": "agent", "words": "It is sorted. Anything else?",
+                       "asides": ["Mm-hm."]}]
+    assert [(t["speaker"], t["words"]) for t in got[2]] == [
+        ("agent", "I can check."), ("customer", "No, I want a refund today."),
+        ("agent", "Of course.")]
+    tab.check_clean()
+
+
+def test_real_call_transcript_has_few_one_word_turns(tab, calls, data_dir):
+    """A real phone call (SpokenWOZ, human word times): turns are turns, the asides sit
+    inside them, and unsure words are explained."""
+    store, _ = calls
+    words = json.loads((data_dir / "calls" / "spokenwoz" / "MUL1423.words.json").read_text())
+    events = [{"type": "word", "speaker": "agent" if w["speaker"] == "B" else "customer",
+               "text": w["word"], "start": w["start"], "end": w["end"], "final": True,
+               "probability": 0.3 if i % 25 == 0 else 0.9} for i, w in enumerate(words)]
+    cid = store.add_call(meta={"agent": "Real", "started_at": "2025-03-06T10:00:00Z",
+                               "source": "MUL1423.wav"}, events=events, audio_path=None)
+    try:
+        page = tab.open(f"/calls/{cid}")
+        segs = page.eval_on_selector_all(
+            ".seg", "els => els.map(e => e.querySelectorAll(':scope > .text > .w').length)")
+        naive = sum(1 for a, b in zip(words, words[1:], strict=False)
+                    if a["speaker"] != b["speaker"]) + 1   # a turn at every change of speaker
+        assert len(segs) < naive * 0.8, (len(segs), naive)
+        assert sum(1 for n in segs if n == 1) <= max(2, len(segs) // 10), segs
+        assert page.locator(".seg .aside").count() >= 1
+        assert page.locator(".w").count() == len(words)  # every word shown once
+        legend = page.inner_text(".transcript-legend")
+        assert "grey words" in legend and "unsure" in legend
+        shot(page, "replay-real-transcript.png")
+        tab.check_clean()
+    finally:
+        store.delete_call(cid)
+
+
+def test_call_list_shows_cue_titles_and_the_cli_length(tab, calls):
+    store, ids = calls
+    call = store.get_call(ids["demo"])
+    page = tab.open("/")
+    chips = page.eval_on_selector_all(f"tr[data-id='{ids['demo']}'] .chip[data-cue]",
+                                      "els => els.map(e => [e.dataset.cue, e.textContent])")
+    assert chips
+    titles = {c["id"]: c["title"] for c in call["cues"]}
+    for cue_id, text in chips:
+        assert text.startswith(titles[cue_id]) and cue_id not in text
+    from coach.store.cli import _duration
+
+    length = page.inner_text(f"tr[data-id='{ids['demo']}'] td.num >> nth=0")
+    assert length == _duration(call["duration_s"])
+    tab.check_clean()

@@ -34,7 +34,7 @@ function renderHead(call) {
   $("crumb").textContent = who;
   const nCues = call.cues.length;
   const facts = [
-    el("span", {}, "Length ", el("b", { class: "num", text: fmtTime(duration, true) })),
+    el("span", {}, "Length ", el("b", { class: "num", text: fmtTime(call.duration_s ?? duration, true) })),
     el("span", {}, "Score ", el("span", { class: "score " + scoreClass(call.score), text: scoreText(call.score, call.n_words ?? call.words.length) })),
     el("span", {}, el("b", { text: String(nCues) }), nCues === 1 ? " cue" : " cues"),
     el("span", {}, el("b", { text: String(call.n_words ?? call.words.length) }), " words"),

@@ -42,10 +42,11 @@ function errorText(status, data) {
   return "the service answered " + status;
 }
 
-/** 75.3 -> "1:15.3" (tenths), or "1:15" with whole=true. Hours when needed. */
+/** 75.3 -> "1:15.3" (tenths), or "1:15" with whole=true (rounded). Hours when needed. */
 export function fmtTime(t, whole = false) {
   if (typeof t !== "number" || !isFinite(t)) return "—";
   t = Math.max(0, t);
+  if (whole) t = Math.round(t);  // as the command line rounds lengths (3:57.6 -> 3:58)
   const h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60);
   const s = t % 60;
   const ss = whole ? String(Math.floor(s)).padStart(2, "0") : s.toFixed(1).padStart(4, "0");

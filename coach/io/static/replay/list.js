@@ -62,10 +62,11 @@ function cueChips(counts) {
   const shown = entries.slice(0, 5).map(([id, n]) => {
     const type = cueTypes.get(id);
     return el("span", { class: "chip " + sevClass(type ? type.severity : "nudge"),
-      title: (type ? type.title : id) + (n > 1 ? " ×" + n : "") }, id, n > 1 ? el("b", { text: "×" + n }) : null);
+      title: id + (n > 1 ? " ×" + n : ""), dataset: { cue: id } },
+    type ? type.title : id, n > 1 ? el("b", { text: "×" + n }) : null);
   });
   if (entries.length > 5) {
-    const rest = entries.slice(5).map(([id, n]) => id + (n > 1 ? " ×" + n : "")).join(", ");
+    const rest = entries.slice(5).map(([id, n]) => (cueTypes.get(id)?.title || id) + (n > 1 ? " ×" + n : "")).join(", ");
     shown.push(el("span", { class: "chip", title: rest, text: "+" + (entries.length - 5) }));
   }
   return shown;
@@ -145,7 +146,7 @@ async function init() {
     cueTypes = new Map(types.map((t) => [t.id, t]));
     fillSelect(form.elements.agent, agents.map((a) => [a, a]), wantAgent);
     const sorted = [...types].sort((a, b) => a.id.localeCompare(b.id));
-    fillSelect(form.elements.cue, sorted.map((t) => [t.id, t.id + " — " + t.title]), wantCue);
+    fillSelect(form.elements.cue, sorted.map((t) => [t.id, t.title + " (" + t.id + ")"]), wantCue);
   } catch (e) {
     showError("Could not load the filters: " + e.message);
   }
