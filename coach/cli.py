@@ -428,7 +428,7 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="with --team: the team's policy file (`coach team policy` prints "
                          "the default)")
     sv.add_argument("--playbook", default=None, help="with --team: the playbook calls are "
-                                                     "scored with")
+                                                     "scored with (default: the built-in one)")
     sv.set_defaults(func=_serve)
 
     from coach.store.cli import add_parsers as add_store_parsers

@@ -37,10 +37,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                             metavar="{create,list,revoke}")
     c = tks.add_parser("create", help="a new token for an agent, a coach or an admin")
     c.add_argument("name", help="the person (an agent's name is the agent of their calls)")
-    c.add_argument("--role", required=True, choices=("agent", "coach", "admin"))
+    c.add_argument("--role", required=True, choices=("agent", "coach", "admin"),
+                   help="agent (their own calls), coach (their team's) or admin (everything)")
     c.add_argument("--team", default=None,
-                   help="the team of an agent, or the team a coach sees (a coach without "
-                        "one sees every agent)")
+                   help="the team of an agent, or the team a coach sees (default: none; a "
+                        "coach without one sees every agent)")
     c.add_argument("--db", default=None, help=_DB_HELP)
     c.set_defaults(func=cmd_token_create)
     ls = tks.add_parser("list", help="who holds tokens (the tokens themselves are not kept)")
@@ -57,7 +58,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     po = sub.add_parser("policy", help="print the default policy file, to edit",
                         description="Print the default team policy (YAML, commented) or "
                                     "check a policy file.")
-    po.add_argument("--check", metavar="FILE", help="check FILE and say what it shares")
+    po.add_argument("--check", metavar="FILE", help="check FILE and say what it shares "
+                                                    "(default: print the default policy)")
     po.set_defaults(func=cmd_policy)
 
     sy = sub.add_parser("sync", help="send recorded team calls the server does not have yet",
@@ -66,7 +68,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                                     "killed mid-call). `coach live --team` does this too.")
     sy.add_argument("--team", dest="server", default=os.environ.get("COACH_TEAM"),
                     help="the team server (default: $COACH_TEAM)")
-    sy.add_argument("--record-dir", default=None, help="where calls were recorded")
+    sy.add_argument("--record-dir", default=None,
+                    help="where calls were recorded (default: as `coach live` records, "
+                         "$COACH_DATA/live or ~/.local/share/coach/live)")
     sy.set_defaults(func=cmd_sync)
 
 
