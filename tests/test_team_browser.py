@@ -138,3 +138,62 @@ def test_a_refused_board_says_why(team, browser) -> None:
     assert "no live call with this id" in page.locator("#error").inner_text()
     page.goto(f"{team['base']}/team")
     assert "needs a token" in page.locator("body").inner_text()
+
+
+def test_an_agent_page_and_a_dispute_resolved_by_the_coach(team, browser) -> None:
+    from tests.replay_data import manifest_events
+
+    store, base, t = team["store"], team["base"], team["tokens"]
+    now = time.time()
+    ids = []
+    for day, (score, f0, wpm) in enumerate([(48, 121, 152), (62, 118, 147), (41, 126, 171),
+                                            (77, 119, 149), (85, 122, 145)]):
+        events = [e for e in manifest_events() if e["type"] != "prosody"] + [
+            {"type": "prosody", "speaker": "agent", "t": float(i), "f0_hz": f0 + i % 3,
+             "loudness_db": -21.0, "wpm": wpm} for i in range(1, 41)]
+        ids.append(store.add_call(meta={"agent": "Dana", "started_at": now - (5 - day) * 86400,
+                                        "source": f"{day}.flac", "score": score},
+                                  events=events, audio_path=None))
+    store.add_note(ids[2], 12.0, "Try naming the feeling before the fix.", author="Nia")
+    page, errors = _page(browser)
+    page.set_viewport_size({"width": 1400, "height": 1250})
+    page.goto(f"{base}/team/agents/Dana?token={t['dana']}")
+    page.wait_for_function("() => window.coachAgentReady === true")
+    assert "5 calls" in page.locator("#totals").inner_text()
+    assert "Learned from 5 calls" in page.locator("#baseline-text").inner_text()
+    assert page.locator("#trend canvas").count() == 1 and page.locator("#voice canvas").count() == 1
+    assert "qualified-apology in 100 % of calls" in page.locator("#recurring").inner_text()
+    assert "Try naming the feeling" in page.locator("#notes").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "team-agent.png"), full_page=True)
+    # Dana disputes a cue of her worst call
+    page.locator("#bestworst a").filter(has_text="").nth(3).click()
+    page.wait_for_function("() => window.coachReviewReady >= 1")
+    call_id = page.url.split("/team/review/")[1].split("?")[0]
+    assert call_id == ids[2]
+    page.select_option("#target", label=page.locator("#target option", has_text="cue:").first
+                       .inner_text())
+    page.fill("#answer textarea", "I apologised and fixed it in the same breath.")
+    page.click("#dispute")
+    page.wait_for_function("() => window.coachReviewReady >= 2")
+    assert "Disputed cue qualified-apology" in page.locator("#reviews").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "team-dispute.png"), full_page=True)
+    # the coach sees it among open disputes and resolves it
+    coach, cerrors = _page(browser)
+    coach.goto(f"{base}/team/reviews?token={t['coach_north']}")
+    coach.wait_for_function("() => window.coachReviewsReady === true")
+    assert "I apologised and fixed it" in coach.locator("#open").inner_text()
+    coach.locator("#open a").first.click()
+    coach.wait_for_function("() => window.coachReviewReady >= 1")
+    assert coach.locator("#answer-card").is_hidden()  # coaches resolve, they do not dispute
+    coach.fill(".review .resolution", "Fair: the fix followed at once. Overturned.")
+    coach.click("text=Agent is right")
+    coach.wait_for_function("() => window.coachReviewReady >= 2")
+    assert "Overturned by Nia: Fair: the fix followed at once." in coach.locator(
+        "#reviews").inner_text()
+    coach.goto(f"{base}/team/reviews?token={t['coach_north']}")
+    coach.wait_for_function("() => window.coachReviewsReady === true")
+    assert "No open disputes." in coach.locator("#open").inner_text()
+    row = coach.locator("#rates tr", has_text="qualified-apology").inner_text()
+    assert row.split("\t")[1:] == ["5", "1", "20 %"]
+    coach.screenshot(path=str(ARTIFACTS / "team-reviews.png"), full_page=True)
+    assert errors == [] and cerrors == []

@@ -74,6 +74,10 @@ def expected(rule: str, role: str, which: str | None) -> int | tuple[int, ...]:
         return (200, 201, 422) if role in ("dana", "sam") else 403
     if rule == "dana":  # about agent Dana (north): herself, her coaches
         return 200 if "A" in SEES[role] else 403
+    if rule == "own-agent":  # the agent whose call it is
+        return 201 if role in ("dana", "sam") and sees else 403
+    if rule == "coach-resolve":  # a dispute about Dana's call A
+        return 200 if role in COACHES and "A" in SEES[role] else 403
     raise AssertionError(rule)
 
 
@@ -103,6 +107,15 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/team/policy"): "any",
     ("GET", "/api/team/board"): "coach",
     ("GET", "/api/team/agents/{name}/baseline"): "dana",
+    ("GET", "/team/agents/{name}"): "dana",
+    ("GET", "/api/team/agents/{name}/summary"): "dana",
+    ("GET", "/team/review/{call_id}"): "read",
+    ("GET", "/api/calls/{call_id}/review"): "read",
+    ("POST", "/api/calls/{call_id}/reviews"): "own-agent",
+    ("GET", "/team/reviews"): "coach",
+    ("GET", "/api/team/reviews"): "any",
+    ("PUT", "/api/team/reviews/{review_id}"): "coach-resolve",
+    ("GET", "/api/team/false-cues"): "coach",
     ("GET", "/api/team/tokens"): "admin",
     ("POST", "/api/team/tokens"): "admin",
     ("DELETE", "/api/team/tokens/{token_id}"): "admin",
@@ -167,6 +180,13 @@ def test_route_by_route(team, route) -> None:
                 path = path.replace("{note_id}", str(_note(team, which)))
             if method in ("POST", "PATCH") and "/notes" in template:
                 body = {"t": 2.0, "text": "looked at"}
+            elif template == "/api/calls/{call_id}/reviews":
+                body = {"kind": "dispute", "target": "score", "comment": "not fair"}
+            elif template == "/api/team/reviews/{review_id}":
+                s, made, _ = http(team["base"], "POST", f"/api/calls/{team['ids']['A']}/reviews",
+                                  toks["dana"], {"kind": "dispute", "comment": "no"})
+                path = f"/api/team/reviews/{made['id']}"
+                body = {"status": "upheld", "resolution": "the cue was right"}
             elif "/feedback" in template:
                 body = {"feedback": "flagged"}
             elif template == "/api/team/tokens" and method == "POST":

@@ -317,3 +317,47 @@ def test_the_voice_baseline_is_learned_from_stored_calls(team) -> None:
     assert s == 200 and body["f0_hz"] == 124.0 and body["message"] == (
         "voice baseline from 3 earlier calls: pace 142 wpm, pitch 124 Hz, level -21 dBFS")
     assert http(base, "GET", "/api/team/agents/Dana/baseline", team["tokens"]["sam"])[0] == 403
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_an_agent_disputes_a_cue_and_the_coach_resolves_it(team) -> None:
+    store, base, t = team["store"], team["server"].url, team["tokens"]
+    call = store.add_call(meta={"agent": "Dana", "started_at": time.time() - 3600,
+                                "source": "a.flac", "score": 41}, events=manifest_events(),
+                          audio_path=None)
+    other = store.add_call(meta={"agent": "Dana", "started_at": time.time() - 7200,
+                                 "source": "b.flac"}, events=manifest_events(), audio_path=None)
+    s, r, _ = http(base, "GET", f"/api/calls/{call}/review", t["dana"])
+    assert s == 200 and set(r["rubric"]["steps"]) >= {"ownership", "empathy"}
+    assert [c["id"] for c in r["cues"]][:1] == ["qualified-apology"]
+    s, body, _ = http(base, "POST", f"/api/calls/{call}/reviews", t["dana"],
+                      {"kind": "dispute", "target": "cue", "cue_idx": 0, "comment": ""})
+    assert s == 422 and "needs a comment" in body["detail"]
+    s, d1, _ = http(base, "POST", f"/api/calls/{call}/reviews", t["dana"],
+                    {"kind": "dispute", "target": "cue", "cue_idx": 0,
+                     "comment": "I said sorry, but then I fixed it at once"})
+    assert s == 201 and d1["status"] == "open" and d1["cue_id"] == "qualified-apology"
+    s, d2, _ = http(base, "POST", f"/api/calls/{other}/reviews", t["dana"],
+                    {"kind": "dispute", "target": "cue", "cue_idx": 0, "comment": "wrong"})
+    s, _, _ = http(base, "POST", f"/api/calls/{call}/reviews", t["dana"], {"kind": "ack"})
+    assert s == 201
+    assert http(base, "POST", f"/api/calls/{call}/reviews", t["coach_north"],
+                {"kind": "ack"})[0] == 403
+    s, open_, _ = http(base, "GET", "/api/team/reviews", t["coach_north"])
+    assert sorted(x["id"] for x in open_) == sorted([d1["id"], d2["id"]])
+    assert http(base, "GET", "/api/team/reviews", t["sam"])[1] == []  # not his
+    # the coach resolves: one overturned (the cue was wrong), one upheld
+    s, done, _ = http(base, "PUT", f"/api/team/reviews/{d1['id']}", t["coach_north"],
+                      {"status": "overturned", "resolution": "Agreed, the fix came at once."})
+    assert s == 200 and done["status"] == "overturned" and done["resolved_by"] == "Nia"
+    http(base, "PUT", f"/api/team/reviews/{d2['id']}", t["coach_north"],
+         {"status": "upheld", "resolution": "The but undid the apology."})
+    assert http(base, "GET", "/api/team/reviews", t["coach_north"])[1] == []
+    s, rates, _ = http(base, "GET", "/api/team/false-cues", t["coach_north"])
+    by_id = {r["cue_id"]: r for r in rates}
+    assert by_id["qualified-apology"] == {"cue_id": "qualified-apology", "fired": 2, "wrong": 1,
+                                          "rate": 0.5}
+    assert by_id["pace-fast"]["wrong"] == 0  # dismissed is not "wrong"
+    s, summary, _ = http(base, "GET", "/api/team/agents/Dana/summary", t["dana"])
+    assert summary["calls"] == 2 and summary["cue_rates"][0]["count"] == 2
+    assert summary["worst"][0]["id"] == call and len(summary["reviews"]) == 3

@@ -55,6 +55,7 @@ __all__ = [
     "prosody",
     "live_calls",
     "live_events",
+    "reviews",
     "schema_version",
     "team_tokens",
     "words",
@@ -225,6 +226,29 @@ live_events = Table(
     **_clustered,
 )
 
+# An agent's answer to a stored call's score: acknowledged, or disputed (the score, one
+# rubric step, or one cue) with a comment; a coach resolves disputes.
+reviews = Table(
+    "reviews", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(32), ForeignKey("calls.id", **_fk), nullable=False),
+    Column("agent", String(200)),
+    Column("kind", String(16), nullable=False),  # ack | dispute
+    Column("target", String(16), nullable=False),  # score | step | cue
+    Column("step", String(32)),
+    Column("cue_idx", Integer),
+    Column("cue_id", String(64)),
+    Column("comment", Text, nullable=False, default=""),
+    Column("author", String(200)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),  # acknowledged | open | upheld | overturned
+    Column("resolution", Text),
+    Column("resolved_by", String(200)),
+    Column("resolved_at", UTCDateTime()),
+)
+Index("ix_reviews_call_id", reviews.c.call_id)
+Index("ix_reviews_status", reviews.c.status, reviews.c.created_at)
+
 schema_version = Table(
     "schema_version", metadata,
     Column("version", Integer, primary_key=True, autoincrement=False),
@@ -306,10 +330,15 @@ def _m3_team(conn: Connection) -> None:
     metadata.create_all(conn, tables=[team_tokens, live_calls, live_events])
 
 
+def _m4_reviews(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[reviews])
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "calls, words, prosody, cues, notes, audio", _m1_tables),
     Migration(2, "full-text search over transcripts", _m2_search),
     Migration(3, "team: role tokens, live calls and their events", _m3_team),
+    Migration(4, "team: agents' reviews of their scores (acknowledge, dispute)", _m4_reviews),
 ]
 LATEST_VERSION = MIGRATIONS[-1].version
 

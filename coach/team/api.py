@@ -276,6 +276,9 @@ def extend_app(app: FastAPI, server: Any) -> None:
                             headers=PAGE_HEADERS)
 
     app.include_router(router)
+    from coach.team.review_api import extend_reviews
+
+    extend_reviews(app, server)
     app.mount("/static/team", StaticFiles(directory=STATIC / "team"), name="team-static")
 
 

@@ -14,6 +14,7 @@ const linkState = document.getElementById("link");
 const errorBox = document.getElementById("error");
 
 document.getElementById("calls-link").href = withToken("/");
+document.getElementById("reviews-link").href = withToken("/team/reviews");
 sound.checked = localStorage.getItem("coach-board-sound") === "on";
 sound.addEventListener("change", () => {
   localStorage.setItem("coach-board-sound", sound.checked ? "on" : "off");
