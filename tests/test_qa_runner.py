@@ -17,7 +17,7 @@ import soundfile as sf
 
 from coach.asr_types import AsrResult, AsrWord
 from coach.errors import CoachError
-from coach.events import Activity, Turn, Word
+from coach.events import Activity, Prosody, Turn, Word
 from coach.qa.runner import (
     QaOptions,
     ResultLog,
@@ -567,6 +567,25 @@ def test_fast_mode_cuts_a_long_utterance_at_a_pause(tmp_path):
     assert 11.0 <= first <= 12.4  # cut in the dip, not mid-word
     turns = [e for e in events if isinstance(e, Turn)]
     assert len(turns) == 1  # still one turn for the listener
+
+
+def test_fast_mode_judges_the_pace_of_one_long_utterance_while_it_is_spoken(tmp_path):
+    """18 s of talk at 200 words/min in one breath: live, the words reach the pace cue as
+    they are committed, so it fires while the agent talks; the fast path must replay them
+    as they were heard, not all at the utterance's end (when the agent is silent again)."""
+    from coach.events import Cue
+
+    _, events, _ = fast_run(tmp_path, [(1.0, 19.0)], 22.0, window_s=24.0)
+    words = [e for e in events if isinstance(e, Word)]
+    assert len(words) >= 55
+    paces = [e for e in events if isinstance(e, Cue) and e.id == "pace-fast"]
+    assert paces, "no pace-fast on 18 s at 200 wpm"
+    assert 7.0 <= paces[0].t <= 19.0  # while the agent was still talking
+    assert paces[0].evidence["wpm"] >= 180
+    # each word reaches the engine about when it was heard, before the utterance ended
+    first_at = next(i for i, e in enumerate(events) if isinstance(e, Word))
+    readings_before = [e for e in events[:first_at] if isinstance(e, Prosody)]
+    assert readings_before and readings_before[-1].t <= words[0].end + 2.0
 
 
 # --- real model: a 2-worker pool, Ctrl-C ----------------------------------------------------

@@ -18,9 +18,11 @@ changes only how the words are obtained:
    decoded again with a beam; utterances a pass left without words (Whisper ends a
    window early now and then) are decoded again on their own. Word times come from the
    pass's alignment and are mapped back into the utterance they fall in.
-3. Replay: the events go to the cue engine in the order the finals-only pipeline emits
-   them (an utterance's words when it ends, then its Turn; each prosody reading with the
-   speaking rate known at that moment), so the cue logic sees what it would see live.
+3. Replay: the events go to the cue engine in the order the pipeline emits them: each
+   word about when the streaming recognizer would commit it (``word_lag_s`` after it
+   was spoken, and all of an utterance's words before its Turn), each prosody reading
+   with the speaking rate known at that moment, so the cue logic (the pace of a long
+   stretch of talk above all) sees what it would see live.
 """
 
 from __future__ import annotations
@@ -65,6 +67,11 @@ class FastOptions:
     # pass is redone with ``retry_beam``.
     beam_size: int = 1
     retry_beam: int = 5
+    # In the replay a word reaches the cue engine this long after it was spoken, about when
+    # the streaming recognizer commits it live (its second agreeing pass), and at the
+    # latest when its utterance ends. Released only at the utterance's end, a long fast
+    # stretch was over (the agent silent again) before the pace cue saw its words.
+    word_lag_s: float = 1.0
 
 
 @dataclass
@@ -221,6 +228,11 @@ class _Recogniser:
         self._last_end = 0.0
         self.passes = 0
         self.retries = 0
+        self._done: list[_Piece] = []
+
+    def words(self) -> list[Word]:
+        """Every word recognised so far, in time order."""
+        return [w for p in self._done for w in p.words]
 
     def add(self, piece: _Piece) -> None:
         if self._queue and (self._queued + piece.audio.size > self._max or not self.o.pack):
@@ -235,6 +247,7 @@ class _Recogniser:
         so = self.o.streaming
         prompt = " ".join(self._context[-so.prompt_words:]) if so.prompt_words > 0 else ""
         found = self._decode(pieces, prompt, depth=0)
+        self._done += pieces
         for i, p in enumerate(pieces):
             for text, start, end, prob in found.get(i, []):
                 start = max(start, self._last_end)
@@ -353,15 +366,36 @@ def analyze_fast(path: str | os.PathLike[str], *, transcriber: Transcriber,
             if on_event is not None:
                 on_event(e)
 
+    # every recognised word, in the order it is released (see FastOptions.word_lag_s)
+    due = sorted((w.end + o.word_lag_s, w.start, i, w) for sp in speakers
+                 for i, w in enumerate(recognisers[sp].words()))
+    released: set[int] = set()
+    next_due = 0
+
+    def word_out(w: Word) -> None:
+        if id(w) in released:
+            return
+        released.add(id(w))
+        rates[w.speaker].add(w)
+        emit([w])
+        emit(engine.feed(w))
+
+    def release(t: float) -> None:
+        nonlocal next_due
+        while next_due < len(due) and due[next_due][0] <= t:
+            word_out(due[next_due][3])
+            next_due += 1
+
     def route(items: list[object], readings: list[Prosody]) -> None:
         for item in items:
-            events: list = item.words if isinstance(item, _Piece) else [item]
-            for e in events:
-                if isinstance(e, Word):
-                    rates[e.speaker].add(e)
-                emit([e])
-                emit(engine.feed(e))
+            if isinstance(item, _Piece):
+                for w in item.words:  # its utterance ended: the rest of its words are in
+                    word_out(w)
+                continue
+            emit([item])
+            emit(engine.feed(item))
         for p in readings:
+            release(p.t)
             p = replace(p, wpm=rates[p.speaker].wpm())
             emit([p])
             emit(engine.feed(p))
@@ -371,8 +405,10 @@ def analyze_fast(path: str | os.PathLike[str], *, transcriber: Transcriber,
                                    "channel_map": info.channels.describe(),
                                    "channels": list(speakers)})])
     for per, t in steps:
+        release(t - block_s)
         for items, readings in per:
             route(items, readings)
+        release(t)
         emit(engine.advance(t))
     for items, readings in end_items:
         route(items, readings)
