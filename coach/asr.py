@@ -1,9 +1,12 @@
 """Streaming transcription policy for one speaker (pure: model and VAD come in as objects).
 
 Audio arrives in blocks of any size. Silero VAD (plus an energy gate) finds utterances;
-within one, the growing buffer is re-recognised every ``step_s`` of new audio and the
-words two consecutive passes agree on are committed (LocalAgreement-2); the rest is a
-partial tail that may still change. After ``end_silence_s`` of silence the utterance is
+within one, the growing buffer is re-recognised every ``step_s`` of new audio. A word is
+committed when the model is sure of it in one pass (its aligned probability is high and
+it ends safely before the buffer's edge: policy ``sure``) or when two consecutive passes
+agree on it (LocalAgreement-2, the only rule of policy ``agreement``); the rest is a
+partial tail that may still change. Intermediate passes may decode greedily, the final
+pass of an utterance with the full beam. After ``end_silence_s`` of silence the utterance is
 finalised. Committed words are forced as the decoder prefix of later passes, so they
 never change and each pass decodes only the new tail. The buffer is trimmed at a
 committed sentence end once it exceeds ``max_buffer_s``, so latency and cost stay bounded
@@ -23,14 +26,30 @@ from coach.asr_types import AsrResult, AsrWord, Transcriber, VoiceDetector
 from coach.audio import SAMPLE_RATE
 from coach.events import Activity, Event, Speaker, Turn, Word
 
-__all__ = ["StreamingOptions", "StreamingRecognizer", "clean_pass"]
+__all__ = ["DEFAULT_POLICY", "POLICIES", "StreamingOptions", "StreamingRecognizer", "clean_pass"]
 
 _SENTENCE_END = (".", "?", "!")
+_RECENT_WORDS = 12  # committed words remembered across trims and utterances (replay guard)
 
 
 @dataclass(frozen=True, slots=True)
 class StreamingOptions:
+    """Field defaults are the earlier policy ("agreement"); ``for_policy`` gives either
+    policy, and DEFAULT_POLICY is the one the pipeline and the CLI use."""
+
+    # "sure": commit a word from one pass when the model is sure of it, agreement between
+    # passes for the rest, 0.5 s steps, the playbook's hotwords. "agreement": the earlier
+    # policy (LocalAgreement-2 only, 1 s steps), kept so the benchmarks measure both side
+    # by side (``--policy``).
+    policy: str = "agreement"
     step_s: float = 1.0  # re-recognise after this much new audio
+    # beam of intermediate passes (None: the model's default, 5). Greedy (1) is cheaper
+    # but its one-pass commits are final: on MUL1423 it raised the WER from 0.222 to 0.248
+    partial_beam: int | None = None
+    # one-pass commit: aligned word probability at least this (None: never) and the word
+    # ends at least guard_s before the buffer's edge (words at the edge are often cut)
+    sure_prob: float | None = None
+    guard_s: float = 0.3
     vad_on: float = 0.5  # speech probability that opens an utterance
     vad_off: float = 0.35  # ...and below which a frame counts as silence inside one
     end_silence_s: float = 1.0  # silence that ends an utterance
@@ -49,6 +68,22 @@ class StreamingOptions:
     # offline WER; waiting for the final pass made cues up to 7 s late in long turns.
     min_commit_prob: float = 0.5
     unsure_context_s: float = 3.0
+    # words to bias recognition toward, given before the prompt the way faster-whisper's
+    # `hotwords` are; None: the playbook's (the pipeline fills them in)
+    hotwords: tuple[str, ...] | None = ()
+
+    @classmethod
+    def for_policy(cls, policy: str, **changes) -> StreamingOptions:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown streaming policy {policy!r}: use {' or '.join(POLICIES)}")
+        return replace(cls(), **{**POLICIES[policy], **changes})
+
+
+POLICIES: dict[str, dict] = {
+    "sure": {"policy": "sure", "step_s": 0.5, "sure_prob": 0.85, "hotwords": None},
+    "agreement": {},
+}
+DEFAULT_POLICY = "agreement"
 
 
 def _norm(text: str) -> str:
@@ -77,8 +112,13 @@ class StreamingRecognizer:
         self._last_voice_end = 0  # absolute sample where the last speech frame ended
         self._speech_frames = 0
         self._last_pass = 0  # buffer length at the last pass
+        # policy "sure": the voice end that the last pass heard guard_s of silence after,
+        # leaving nothing uncommitted; until the speaker resumes, passes would add nothing
+        self._settled_at: int | None = None
         self._committed: list[Word] = []  # committed words still inside the buffer
         self._context: list[str] = []  # committed words before the buffer (the prompt)
+        self._recent: list[str] = []  # the last committed words, normalised, across buffers
+        self._just_trimmed = False  # the buffer starts where a committed word ended
         self._tail: list[Word] = []  # the last pass's uncommitted words
         self._last_end = 0.0
         self.passes = 0
@@ -161,7 +201,8 @@ class StreamingRecognizer:
                 return self._end_utterance()
         if (not o.finals_only
                 and self._buf_len - self._last_pass >= o.step_s * SAMPLE_RATE
-                and self._speech_frames * self._frame >= o.min_utterance_s * SAMPLE_RATE):
+                and self._speech_frames * self._frame >= o.min_utterance_s * SAMPLE_RATE
+                and not self._settled()):
             out += self._pass(final=False)
         if self._buf_len >= o.max_buffer_s * SAMPLE_RATE:
             out += self._trim()
@@ -173,13 +214,17 @@ class StreamingRecognizer:
             self._buf = [np.concatenate(self._buf)]
         return self._buf[0] if self._buf else np.zeros(0, np.float32)
 
-    def _recognise(self) -> list[Word]:
+    def _recognise(self, *, final: bool) -> list[Word]:
         o = self.options
         self.passes += 1
         self._last_pass = self._buf_len
         prefix = " ".join(w.text for w in self._committed)
         prompt = " ".join(self._context[-o.prompt_words:]) if o.prompt_words > 0 else ""
-        result: AsrResult = self._asr.transcribe(self._audio(), prompt=prompt, prefix=prefix)
+        if o.hotwords:
+            prompt = (", ".join(o.hotwords) + ". " + prompt).strip()
+        kwargs = {} if final or o.partial_beam is None else {"beam_size": o.partial_beam}
+        result: AsrResult = self._asr.transcribe(self._audio(), prompt=prompt, prefix=prefix,
+                                                 **kwargs)
         if result.no_speech_prob > o.no_speech_max and result.avg_logprob < o.logprob_min:
             return []
         words = list(result.words)
@@ -196,8 +241,15 @@ class StreamingRecognizer:
             if cut is None:
                 return []
             new = new[:cut]
-        new = _drop_replay(self._committed, new)
-        new = new[:_repeat_cut(self._committed, new)]
+        before = [] if self._committed else self._recent
+        # at a new utterance a short repeat may be real ("Thank you. ... Thank you, bye"):
+        # only a phrase of three words or more counts as an echo there
+        new = _drop_replay(self._committed, new, before=before,
+                           min_echo=2 if self._committed or self._just_trimmed else 3)
+        if not self._committed and self._just_trimmed and new and self._recent \
+                and _norm(new[0].text) == self._recent[-1] and new[0].start < 0.3:
+            new = new[1:]  # the cut word read again at the buffer's start
+        new = new[:_repeat_cut(self._committed, new, before=before)]
         return [self._to_word(w) for w in new if w.text.strip()]
 
     def _to_word(self, w: AsrWord) -> Word:
@@ -213,34 +265,51 @@ class StreamingRecognizer:
             fw = Word(w.speaker, w.text, start, max(w.end, start), True, w.probability)
             self._last_end = fw.end
             self._committed.append(fw)
+            self._recent.append(_norm(fw.text))
             out.append(fw)
+        del self._recent[:-_RECENT_WORDS]
+        if words:
+            self._just_trimmed = False
         return out
 
     def _pass(self, *, final: bool) -> list[Event]:
-        hyp = self._recognise()
+        hyp = self._recognise(final=final)
         if final:
             out = self._commit(hyp)
             self._tail = []
             return out
-        agree = 0
+        o = self.options
         edge = (self._buf_start + self._buf_len) / SAMPLE_RATE
-        for a, b in zip(self._tail, hyp, strict=False):
-            if _norm(a.text) != _norm(b.text) or (
-                    b.probability < self.options.min_commit_prob
-                    and edge - b.end < self.options.unsure_context_s):
+        agree = 0
+        for i, b in enumerate(hyp):
+            heard_after = edge - b.end
+            sure = (o.sure_prob is not None and b.probability >= o.sure_prob
+                    and heard_after >= o.guard_s)
+            agreed = (i < len(self._tail) and _norm(self._tail[i].text) == _norm(b.text)
+                      and (b.probability >= o.min_commit_prob
+                           or heard_after >= o.unsure_context_s))
+            if not (sure or agreed):
                 break
             agree += 1
         out = self._commit(hyp[:agree])
         self._tail = hyp[agree:]
+        if o.policy == "sure" and not self._tail \
+                and self._pos - self._last_voice_end >= o.guard_s * SAMPLE_RATE:
+            self._settled_at = self._last_voice_end
         out += [Word(w.speaker, w.text, w.start, w.end, False, w.probability)
                 for w in self._tail]
         return out
 
+    def _settled(self) -> bool:
+        return self._settled_at is not None and self._settled_at == self._last_voice_end
+
     def _end_utterance(self) -> list[Event]:
         o = self.options
         out: list[Event] = []
-        if self._speech_frames * self._frame >= o.min_utterance_s * SAMPLE_RATE:
+        if self._speech_frames * self._frame >= o.min_utterance_s * SAMPLE_RATE \
+                and not self._settled():
             out += self._pass(final=True)
+        self._settled_at = None
         end = self._last_voice_end / SAMPLE_RATE
         if self._speech_frames * self._frame >= o.min_utterance_s * SAMPLE_RATE:
             out.append(Turn(self.speaker, self._utt_start, end))
@@ -285,6 +354,7 @@ class StreamingRecognizer:
         del self._context[:max(0, len(self._context) - self.options.prompt_words)]
         self._committed = self._committed[cut_at + 1:]
         self._restart_buffer(cut_sample)
+        self._just_trimmed = True
         return out
 
     def _restart_buffer(self, drop: int) -> None:
@@ -294,6 +364,7 @@ class StreamingRecognizer:
         self._buf_len = audio.size
         self._last_pass = 0
         self._tail = []
+        self._settled_at = None
 
 
 def clean_pass(result: AsrResult, options: StreamingOptions) -> list[AsrWord]:
@@ -313,14 +384,17 @@ def clean_pass(result: AsrResult, options: StreamingOptions) -> list[AsrWord]:
     return words[:_repeat_cut([], words)]
 
 
-def _drop_replay(committed: list[Word], new: list[AsrWord]) -> list[AsrWord]:
-    """``new`` without the words in which the decoder merely replays the buffer.
+def _drop_replay(committed: list[Word], new: list[AsrWord], *,
+                 before: list[str] = (), min_echo: int = 2) -> list[AsrWord]:
+    """``new`` without the words in which the decoder merely replays text already committed.
 
     Past a forced prefix, or on a short window, the decoder sometimes starts the buffer's
     text over again ("Okay, what date exactly? Okay, what") or echoes its last words; the
     replay is aligned as zero-length words piled at the end of the audio. A stretch at
     the end of the buffer's text that repeats the text's beginning (two words or more) is
-    cut; new words that open by repeating the last committed ones lose that echo.
+    cut; new words that open by repeating the last committed ones lose that echo. After a
+    trim or at a new utterance nothing is committed in the buffer yet: ``before``, the
+    words committed just before it (normalised), is what an echo would repeat.
     """
     old = [_norm(w.text) for w in committed]
     cand = [_norm(w.text) for w in new]
@@ -331,17 +405,20 @@ def _drop_replay(committed: list[Word], new: list[AsrWord]) -> list[AsrWord]:
             new = new[: max(0, j - len(old))]
             cand = cand[: len(new)]
             break
-    for k in range(min(len(old), len(cand)), 1, -1):  # echo of the last k committed words
-        if old[-k:] == cand[:k]:
+    hist = list(before) + old
+    for k in range(min(len(hist), len(cand)), min_echo - 1, -1):  # echo of the last k words
+        if hist[-k:] == cand[:k]:
             return new[k:]
     return new
 
 
-def _repeat_cut(committed: list[Word], new: list[AsrWord], *, min_words: int = 4) -> int:
+def _repeat_cut(committed: list[Word], new: list[AsrWord], *, min_words: int = 4,
+                before: list[str] = ()) -> int:
     """How many of ``new`` to keep so that no phrase of ``min_words`` or more words is said
-    twice in a row across the buffer's text (a decoder stutter, even without a full loop:
-    "...walk you through it. So if you want ... walk you through it.")."""
-    old = [_norm(w.text) for w in committed]
+    twice in a row across the buffer's text and the words committed ``before`` it (a
+    decoder stutter, even without a full loop: "...walk you through it. So if you want
+    ... walk you through it.")."""
+    old = list(before) + [_norm(w.text) for w in committed]
     full = old + [_norm(w.text) for w in new]
     n = len(full)
     for end in range(len(old) + 1, n + 1):  # the earliest point a repeat completes

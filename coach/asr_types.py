@@ -39,7 +39,8 @@ class Transcriber(Protocol):
     in this very buffer; the model must continue from them (they are returned too).
     """
 
-    def transcribe(self, audio: np.ndarray, *, prompt: str = "", prefix: str = "") -> AsrResult:
+    def transcribe(self, audio: np.ndarray, *, prompt: str = "", prefix: str = "",
+                   beam_size: int | None = None) -> AsrResult:
         ...
 
 

@@ -16,7 +16,7 @@ __all__ = ["main"]
 
 def _analyze(args: argparse.Namespace) -> int:
     from coach.analyze import analyze_file, format_text, jsonl_line
-    from coach.asr import StreamingOptions
+    from coach.asr import DEFAULT_POLICY, StreamingOptions
     from coach.io.vad import SileroVad
     from coach.io.whisper import WhisperTranscriber
     from coach.pipeline import PipelineOptions
@@ -28,8 +28,9 @@ def _analyze(args: argparse.Namespace) -> int:
     info = open_call(args.file, agent_channel=args.agent_channel).info
     transcriber = WhisperTranscriber(args.model, cpu_threads=args.threads)
     vad = SileroVad()
-    options = PipelineOptions(streaming=StreamingOptions(step_s=args.step,
-                                                         finals_only=args.finals_only))
+    options = PipelineOptions(streaming=StreamingOptions.for_policy(
+        args.policy or DEFAULT_POLICY, finals_only=args.finals_only,
+        **({"step_s": args.step} if args.step else {})))
     bar = None
     show_progress = (args.progress == "on" or
                      (args.progress == "auto" and sys.stderr.isatty()
@@ -113,7 +114,7 @@ def _live(args: argparse.Namespace) -> int:
     import os
     import subprocess
 
-    from coach.asr import StreamingOptions
+    from coach.asr import DEFAULT_POLICY, StreamingOptions
     from coach.io.capture import DeviceSource, FileSource
     from coach.io.hub import Hub
     from coach.io.server import ServerThread, check_bind, create_app
@@ -181,7 +182,8 @@ def _live(args: argparse.Namespace) -> int:
         meta={"agent": args.agent, "model": transcriber.name,
               "pace_band": [120, playbook.cue("pace-fast").thresholds.get("wpm", 175)],
               **(team.meta if team else {})},
-        pipeline_options=PipelineOptions(streaming=StreamingOptions(step_s=args.step)),
+        pipeline_options=PipelineOptions(streaming=StreamingOptions.for_policy(
+            args.policy or DEFAULT_POLICY, **({"step_s": args.step} if args.step else {}))),
         on_event=printer, agent_baseline=_agent_baseline(team, store, args.agent))
     holder["session"] = session
     try:
@@ -349,8 +351,13 @@ def _build_parser() -> argparse.ArgumentParser:
     a.add_argument("--playbook", default=None, help=_PLAYBOOK_HELP)
     a.add_argument("--model", default="tiny.en", help=_MODEL_HELP)
     a.add_argument("--threads", type=int, default=2, help=_THREADS_HELP)
-    a.add_argument("--step", type=float, default=1.0,
-                   help="seconds of new audio between recognition passes (live default 1.0)")
+    a.add_argument("--step", type=float, default=None,
+                   help="seconds of new audio between recognition passes (default: the "
+                        "policy's: 0.5 for sure, 1.0 for agreement)")
+    a.add_argument("--policy", choices=("sure", "agreement"), default=None,
+                   help="streaming commit policy: sure (a word the model is sure of is "
+                        "committed from one pass) or agreement (two passes must agree); "
+                        "default: the pipeline's")
     a.add_argument("--finals-only", action="store_true",
                    help="one recognition pass per utterance: faster, no partial words")
     a.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
@@ -408,7 +415,10 @@ def _build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--playbook", default=None, help=_PLAYBOOK_HELP)
     lv.add_argument("--model", default="tiny.en", help=_MODEL_HELP)
     lv.add_argument("--threads", type=int, default=2, help=_THREADS_HELP)
-    lv.add_argument("--step", type=float, default=1.0, help=argparse.SUPPRESS)
+    lv.add_argument("--step", type=float, default=None, help=argparse.SUPPRESS)
+    lv.add_argument("--policy", choices=("sure", "agreement"), default=None,
+                    help="streaming commit policy: sure or agreement (default: the "
+                         "pipeline's)")
     lv.set_defaults(func=_live)
 
     sv = sub.add_parser("serve", help="the replay pages and API over the call store",

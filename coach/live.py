@@ -166,7 +166,11 @@ class LiveSession:
         info = dict(self._meta, started_at=round(started_at, 3), source=self.source.describe())
         if self._record_dir is not None:
             stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started_at))
-            self.recorder = Recorder(self._record_dir / stamp,
+            folder, k = self._record_dir / stamp, 1
+            while folder.exists():  # back-to-back calls may start within the same second
+                k += 1
+                folder = self._record_dir / f"{stamp}-{k}"
+            self.recorder = Recorder(folder,
                                      customer_channel=self.source.customer_channel,
                                      meta=info)
             info["recording"] = str(self.recorder.dir)
@@ -181,7 +185,9 @@ class LiveSession:
         self._emit(self.pipeline.feed(block.agent, block.customer))
         started_at = self.source.started_at
         if started_at is not None:
-            self.lag_s = max(0.0, time.time() - (started_at + self.pipeline.now))
+            # audio time is wall time, or a multiple of it for a recording played faster
+            speed = getattr(self.source, "speed", 1.0) or 1.0
+            self.lag_s = max(0.0, time.time() - (started_at + self.pipeline.now / speed))
             self.max_lag_s = max(self.max_lag_s, self.lag_s)
             self._adapt()
 

@@ -8,11 +8,11 @@ socket, a thread or the clock.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from coach.asr import StreamingOptions, StreamingRecognizer
+from coach.asr import DEFAULT_POLICY, StreamingOptions, StreamingRecognizer
 from coach.asr_types import Transcriber, VoiceDetector
 from coach.audio import SAMPLE_RATE
 from coach.cues import Baseline, CueEngine
@@ -25,7 +25,8 @@ __all__ = ["Pipeline", "PipelineOptions"]
 
 @dataclass(frozen=True, slots=True)
 class PipelineOptions:
-    streaming: StreamingOptions = field(default_factory=StreamingOptions)
+    streaming: StreamingOptions = field(
+        default_factory=lambda: StreamingOptions.for_policy(DEFAULT_POLICY))
     prosody: ProsodyOptions = field(default_factory=ProsodyOptions)
 
 
@@ -45,6 +46,9 @@ class Pipeline:
                  options: PipelineOptions | None = None,
                  agent_baseline: Baseline | None = None):
         self.options = options or PipelineOptions()
+        if self.options.streaming.hotwords is None:  # the playbook's, unless told otherwise
+            self.options = replace(self.options, streaming=replace(
+                self.options.streaming, hotwords=tuple(getattr(playbook, "hotwords", ()))))
         self.channels: dict[Speaker, _Channel] = {
             AGENT: _Channel(AGENT, transcriber, make_vad(), self.options)}
         if customer_channel:

@@ -58,7 +58,7 @@ SEVERITIES = ("info", "nudge", "warn")
 SPEAKERS = ("agent", "customer")
 
 _DEFAULT_NAME = "default.yaml"
-_TOP_KEYS = {"version", "extends", "settings", "lexicon", "cues"}
+_TOP_KEYS = {"version", "extends", "settings", "lexicon", "cues", "hotwords", "hotwords+"}
 _CUE_SCALARS = {"enabled", "title", "advice", "severity", "speaker", "cooldown_s"}
 _CUE_MAPS = {"patterns", "thresholds", "windows"}
 _REQUIRED = ("title", "advice", "severity", "speaker")
@@ -141,6 +141,8 @@ class Playbook:
     lexicon: Mapping[str, PatternSet]
     cues: Mapping[str, CueSpec]
     sources: tuple[str, ...] = ()
+    # words recognition is biased toward (given to the model as a hint before the prompt)
+    hotwords: tuple[str, ...] = ()
 
     def cue(self, cue_id: str) -> CueSpec:
         return self.cues[cue_id]
@@ -261,6 +263,7 @@ class _Draft:
     lexicon: dict[str, tuple[list[_Leaf], bool, str, int]] | None = None  # (items, append, path, line)
     cues: dict[str, dict[str, Any]] | None = None
     cue_lines: dict[str, int] | None = None
+    hotwords: tuple[list[str], bool] | None = None  # (words, append to the base's)
 
 
 def _read_draft(text: str, path: str) -> _Draft:
@@ -288,6 +291,11 @@ def _read_draft(text: str, path: str) -> _Draft:
                 if name not in _SETTING_NAMES:
                     raise reader.fail(f"unknown setting {name!r}", kn)
                 draft.settings[name] = (reader.number(vn, f"settings.{name}"), path, _line(vn))
+        elif key in ("hotwords", "hotwords+"):
+            if not isinstance(value_node, yaml.SequenceNode):
+                raise reader.fail(f"{key} must be a list of words", value_node)
+            words = [reader.string(n, "hotwords") for n in value_node.value]
+            draft.hotwords = (words, key.endswith("+"))
         elif key == "lexicon":
             for name, (kn, vn) in reader.mapping(value_node, "lexicon").items():
                 append = name.endswith("+")
@@ -372,7 +380,11 @@ def _merge(base: _Draft, over: _Draft, path: str) -> _Draft:
                     entry = (current[name][0] + entry[0], False, entry[2], entry[3])
                 current[name] = entry
             merged[key] = current
-    return _Draft(True, settings, lexicon, cues, dict(base.cue_lines or {}))
+    hotwords = base.hotwords
+    if over.hotwords is not None:
+        words, append = over.hotwords
+        hotwords = ((list(base.hotwords[0]) if base.hotwords and append else []) + words, False)
+    return _Draft(True, settings, lexicon, cues, dict(base.cue_lines or {}), hotwords)
 
 
 def _check_complete(draft: _Draft, schema: _Draft | None, path: str) -> None:
@@ -455,7 +467,10 @@ def _build(draft: _Draft, sources: tuple[str, ...]) -> Playbook:
             thresholds=MappingProxyType({k: v[0] for k, v in raw.get("thresholds", {}).items()}),
             windows=MappingProxyType({k: v[0] for k, v in raw.get("windows", {}).items()}),
         )
-    return Playbook(settings, MappingProxyType(lexicon), MappingProxyType(cues), sources)
+    hotwords = tuple(dict.fromkeys(w.strip() for w in (draft.hotwords or ([], False))[0]
+                                   if w.strip()))
+    return Playbook(settings, MappingProxyType(lexicon), MappingProxyType(cues), sources,
+                    hotwords)
 
 
 def _default_text() -> str:

@@ -29,11 +29,16 @@ class ScriptedTranscriber:
     flickers (changes spelling with the buffer length) like a real partial hypothesis.
     """
 
-    def __init__(self, signal: np.ndarray, *, flicker: bool = True, hallucinate: bool = False):
+    def __init__(self, signal: np.ndarray, *, flicker: bool = True, hallucinate: bool = False,
+                 replay_prompt: int = 0):
         self.signal = np.asarray(signal, dtype=np.float32)
         self.calls: list[tuple[int, str, str]] = []
+        self.beams: list[int | None] = []
         self.flicker = flicker
         self.hallucinate = hallucinate
+        # like the real decoder after a buffer trim or at a new utterance: with a prompt and
+        # no prefix, it first reads the prompt's last words again, squeezed at the start
+        self.replay_prompt = replay_prompt
 
     def _locate(self, audio: np.ndarray) -> int:
         loud = np.flatnonzero(np.abs(audio) > 0.01)
@@ -45,9 +50,10 @@ class ScriptedTranscriber:
                 return int(start) - j
         raise AssertionError("buffer not found in the signal")
 
-    def transcribe(self, audio, *, prompt="", prefix=""):
+    def transcribe(self, audio, *, prompt="", prefix="", beam_size=None):
         audio = np.asarray(audio, dtype=np.float32)
         self.calls.append((len(audio), prompt, prefix))
+        self.beams.append(beam_size)
         if self.hallucinate:
             return AsrResult((AsrWord(" Thank", 0.0, 0.2), AsrWord(" you.", 0.2, 0.4)),
                              no_speech_prob=0.9, avg_logprob=-1.5)
@@ -60,8 +66,12 @@ class ScriptedTranscriber:
                 k = (off + i) // step
                 words.append(AsrWord(f" w{k}", i / SR, (i + step) / SR))
         if self.flicker and words and len(audio) % 3 == 0:
-            last = words[-1]
-            words[-1] = AsrWord(last.text + "x", last.start, last.end)
+            last = words[-1]  # a partial that changes is one the model is unsure of
+            words[-1] = AsrWord(last.text + "x", last.start, last.end, 0.3)
+        if self.replay_prompt and prompt and not prefix:
+            again = prompt.split()[-self.replay_prompt:]
+            words = [AsrWord(" " + t, 0.01 * k, 0.01 * (k + 1)) for k, t in enumerate(again)] \
+                + words
         return AsrResult(tuple(words))
 
 

@@ -8,9 +8,9 @@ from coach.events import Activity, Turn, Word
 from tests.fakes import SR, EnergyVad, ScriptedTranscriber, speechy
 
 
-def run(signal, transcriber, *, block_s=0.37, **opts):
+def run(signal, transcriber, *, block_s=0.37, policy="sure", **opts):
     rec = StreamingRecognizer("agent", transcriber, EnergyVad(),
-                              options=StreamingOptions(**opts))
+                              options=StreamingOptions.for_policy(policy, **opts))
     events = []
     b = int(block_s * SR)
     for i in range(0, len(signal), b):
@@ -62,7 +62,8 @@ def test_passes_follow_audio_time_not_block_size():
     _, eb = run(sig, b, block_s=1.3)
     assert [c[0] for c in a.calls] == [c[0] for c in b.calls]
     assert [w.text for w in finals(ea)] == [w.text for w in finals(eb)]
-    assert 5 <= len(a.calls) <= 9  # ~one pass per second of speech plus the final one
+    step = StreamingOptions.for_policy("sure").step_s  # ~one pass per step of speech plus the final one
+    assert 6 / step - 1 <= len(a.calls) <= 6 / step + 3
 
 
 def test_silence_never_reaches_the_model():
@@ -161,9 +162,8 @@ def test_looping_pass_keeps_its_first_instance():
     sig = speechy([(1.0, 3.0)], 4.0)
 
     class Looper:
-        def transcribe(self, audio, *, prompt="", prefix=""):
-            if prefix:  # like the real decoder, a forced prefix comes back first
-                return AsrResult(tuple(_words(prefix)))
+        def transcribe(self, audio, *, prompt="", prefix="", beam_size=None):
+            # a forced prefix comes back first: here it is always the loop's own start
             ws = _words("Anything else I can assist with? " * 6)
             return AsrResult(tuple(ws), compression_ratio=4.0)
 
@@ -208,8 +208,9 @@ def test_a_phrase_said_twice_in_a_row_is_kept_once():
     assert _repeat_cut([], _words("the order the order was late")) == 6
 
 
-def _passes_before_first_commit(tx, sig):
-    rec = StreamingRecognizer("agent", tx, EnergyVad())
+def _passes_before_first_commit(tx, sig, policy="agreement"):
+    rec = StreamingRecognizer("agent", tx, EnergyVad(),
+                              options=StreamingOptions.for_policy(policy))
     for i in range(0, len(sig), 1600):
         if any(isinstance(e, Word) and e.final for e in rec.feed(sig[i:i + 1600])):
             return len(tx.calls)
@@ -222,7 +223,7 @@ def test_unsure_words_wait_for_context_after_them():
     sig = speechy([(0.5, 6.5)], 8.0)
 
     class Unsure(ScriptedTranscriber):
-        def transcribe(self, audio, *, prompt="", prefix=""):
+        def transcribe(self, audio, *, prompt="", prefix="", beam_size=None):
             r = super().transcribe(audio, prompt=prompt, prefix=prefix)
             return AsrResult(tuple(AsrWord(w.text, w.start, w.end, 0.2) for w in r.words))
 
@@ -231,5 +232,97 @@ def test_unsure_words_wait_for_context_after_them():
     assert sure == 2  # LocalAgreement-2
     # unsure words wait until the agreeing passes have heard unsure_context_s after them
     assert unsure == sure + round(StreamingOptions().unsure_context_s) - 1
-    _, events = run(sig, Unsure(sig, flicker=False))
+    _, events = run(sig, Unsure(sig, flicker=False), policy="agreement")
     assert len(finals(events)) >= 15
+    # under the "sure" policy the same unsure words fall back on agreement, never on one pass
+    assert _passes_before_first_commit(Unsure(sig, flicker=False), sig, "sure") > 2
+
+
+def test_sure_words_commit_from_one_pass_safely_before_the_edge():
+    sig = speechy([(0.5, 6.5)], 8.0)
+    def first_commit_time(policy):
+        rec = StreamingRecognizer("agent", ScriptedTranscriber(sig, flicker=False), EnergyVad(),
+                                  options=StreamingOptions.for_policy(policy))
+        for i in range(0, len(sig), 512):
+            if any(isinstance(e, Word) and e.final for e in rec.feed(sig[i:i + 512])):
+                return rec.now
+
+    # the first word (0.5-0.8 s) is committed by the first pass that hears guard_s after
+    # it, well before two 1 s passes could agree on it
+    assert first_commit_time("sure") <= 0.8 + 0.3 + 0.5 + 0.05
+    assert first_commit_time("sure") + 0.7 < first_commit_time("agreement")
+    o = StreamingOptions.for_policy("sure")
+    rec = StreamingRecognizer("agent", ScriptedTranscriber(sig, flicker=False), EnergyVad(),
+                              options=o)
+    for i in range(0, len(sig), 1600):
+        for e in rec.feed(sig[i:i + 1600]):
+            if isinstance(e, Word) and e.final and rec.speaking:
+                # committed before the utterance ended: heard for guard_s after its end
+                assert e.end <= rec.now - o.guard_s + 1e-6, (e, rec.now)
+    # latency in audio time: every word of the monologue is committed within
+    # guard + one step + a VAD frame of its end, while the speaker is still talking
+    rec = StreamingRecognizer("agent", ScriptedTranscriber(sig, flicker=False), EnergyVad(),
+                              options=o)
+    lat = []
+    for i in range(0, len(sig), 512):
+        lat += [rec.now - e.end for e in rec.feed(sig[i:i + 512])
+                if isinstance(e, Word) and e.final and e.end < 6.0]
+    assert lat and max(lat) <= o.guard_s + o.step_s + 0.3 + 0.05, max(lat)
+
+
+def test_greedy_intermediate_passes_keep_the_beam_for_the_final_pass():
+    from coach.asr_types import AsrResult, AsrWord
+
+    sig = speechy([(0.5, 4.0)], 6.0)
+
+    class LastUnsure(ScriptedTranscriber):  # the tail never settles: a final pass is needed
+        def transcribe(self, audio, **kw):
+            r = super().transcribe(audio, **kw)
+            if not r.words:
+                return r
+            w = r.words[-1]
+            return AsrResult(r.words[:-1] + (AsrWord(w.text, w.start, w.end, 0.3),))
+
+    tx = LastUnsure(sig, flicker=False)
+    run(sig, tx, partial_beam=1)
+    assert tx.beams[-1] is None and set(tx.beams[:-1]) == {1}
+    tx = LastUnsure(sig, flicker=False)
+    run(sig, tx)
+    assert set(tx.beams) == {None}  # by default every pass uses the model's beam
+    old = ScriptedTranscriber(sig)
+    run(sig, old, policy="agreement")
+    assert set(old.beams) == {None}  # the earlier policy: the model's beam on every pass
+
+
+def test_no_pass_once_everything_heard_is_committed():
+    # after the last word, one pass that hears guard_s of silence commits it; the rest of
+    # the end-of-utterance silence (and the final pass) would only re-decode the same text
+    sig = speechy([(0.5, 4.0)], 7.0)
+    o = StreamingOptions.for_policy("sure")
+    tx = ScriptedTranscriber(sig, flicker=False)
+    rec = StreamingRecognizer("agent", tx, EnergyVad(), options=o)
+    times = []
+    for i in range(0, len(sig), 512):
+        n = len(tx.calls)
+        rec.feed(sig[i:i + 512])
+        times += [rec.now] * (len(tx.calls) - n)
+    rec.flush()
+    after = [t for t in times if t > 4.0]
+    assert len(after) == 1 and after[0] <= 4.0 + o.guard_s + o.step_s + 0.05, times
+    assert len(times) == len(tx.calls)  # no final pass either
+
+
+def test_no_phrase_is_committed_twice_across_trims_and_utterances():
+    # the decoder reads the prompt's last words again after each trim and at each new
+    # utterance (the failure seen on a real call: a sentence committed twice)
+    sig = speechy([(0.5, 20.0), (21.5, 25.0), (26.5, 30.0)], 31.0)
+    for policy in ("sure", "agreement"):
+        tx = ScriptedTranscriber(sig, replay_prompt=3, flicker=False)
+        _, events = run(sig, tx, max_buffer_s=4.0, policy=policy)
+        assert any(c[1] and not c[2] for c in tx.calls), "the replay was exercised"
+        texts = [w.text for w in finals(events)]
+        dupes = sorted({t for t in texts if texts.count(t) > 1})
+        assert not dupes, (policy, dupes)
+        assert len(texts) >= 60  # nothing real was dropped with the replay
+        nums = [int(t[1:]) for t in texts]
+        assert nums == sorted(nums)

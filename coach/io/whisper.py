@@ -195,7 +195,8 @@ class WhisperTranscriber:
         tok = self._tok
         tokens: list[int] = []
         if prompt.strip():
-            tokens = [tok.sot_prev] + tok.encode(" " + prompt.strip())[-120:]
+            # hotwords (~30 tokens) + the last 60 committed words fit; Whisper allows 223
+            tokens = [tok.sot_prev] + tok.encode(" " + prompt.strip())[-180:]
         tokens += list(tok.sot_sequence) + [tok.no_timestamps]
         prefix_tokens = tok.encode(" " + prefix.strip()) if prefix.strip() else []
         res = self._model.model.generate(

@@ -1,0 +1,70 @@
+"""The pipeline's wiring: retractions pass through like cues; playbook hotwords reach the model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from coach.asr import StreamingOptions
+from coach.events import Retraction
+from coach.pipeline import Pipeline, PipelineOptions
+from coach.playbook import load_playbook
+from tests.fakes import SR, EnergyVad, ScriptedTranscriber, speechy
+
+
+def test_retractions_from_the_cue_engine_pass_through_like_cues():
+    sig = speechy([(0.5, 2.0)], 3.0)
+    pipe = Pipeline(ScriptedTranscriber(sig), EnergyVad, load_playbook())
+    withdrawn = Retraction("qualified-apology", 1.2, 2.0, "the fix followed at once")
+
+    class Engine:
+        def feed(self, e):
+            return []
+
+        def advance(self, t):
+            return [withdrawn] if abs(t - 2.0) < 1e-9 else []
+
+        def flush(self, t):
+            return [Retraction("no-action", 2.5, t, "a fix was offered")]
+
+    pipe.cues = Engine()
+    out = pipe.start()
+    for i in range(0, len(sig), SR // 10):
+        out += pipe.feed(sig[i:i + SR // 10], np.zeros(SR // 10, np.float32))
+    out += pipe.finish()
+    got = [e for e in out if isinstance(e, Retraction)]
+    assert [r.id for r in got] == ["qualified-apology", "no-action"]
+    assert got[0].to_dict()["type"] == "retract"
+
+
+def test_playbook_hotwords_reach_the_model_prompt(tmp_path):
+    sig = speechy([(0.5, 3.0), (4.5, 6.0)], 7.0)
+    pb = load_playbook()
+    assert "sorry" in pb.hotwords and "my bad" in pb.hotwords
+
+    def prompts(playbook, policy="sure"):
+        tx = ScriptedTranscriber(sig)
+        pipe = Pipeline(tx, EnergyVad, playbook, customer_channel=False, options=PipelineOptions(
+            streaming=StreamingOptions.for_policy(policy)))
+        for i in range(0, len(sig), SR // 10):
+            pipe.feed(sig[i:i + SR // 10])
+        pipe.finish()
+        return [c[1] for c in tx.calls]
+
+    got = prompts(pb)
+    assert got and all(p.startswith("sorry, apologise") for p in got)
+    assert not any("sorry" in p for p in prompts(pb, "agreement"))  # the earlier policy
+    # the committed words of earlier utterances follow the hint
+    assert any(p.startswith(", ".join(pb.hotwords) + ". w") for p in got)
+    team = tmp_path / "team.yaml"
+    team.write_text("hotwords+: [gutted, depot]\n")
+    assert all("bummer, gutted, depot" in p for p in prompts(load_playbook(team)))
+    team.write_text("hotwords: [warranty]\n")
+    assert load_playbook(team).hotwords == ("warranty",)
+    assert all(p.startswith("warranty.") for p in prompts(load_playbook(team)))
+    team.write_text("hotwords: sorry\n")
+    import pytest
+
+    from coach.errors import PlaybookError
+
+    with pytest.raises(PlaybookError, match="team.yaml:1: hotwords must be a list"):
+        load_playbook(team)
