@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CALL = ROOT / "audio_samples" / "02_every_apology_wrong.flac"
 SCREEN = "800x400x24"
 WINDOW = (380, 150)
+DISPLAY_S = 6.0  # the overlay's default display time, and so its "late" threshold
 
 
 def _free_port() -> int:
@@ -191,9 +192,11 @@ def report(script: dict[str, Any], messages: list[tuple[float, dict[str, Any]]],
     start = next(m for _, m in messages if m.get("type") == "call" and m.get("state") == "start")
     started_at = float(start["started_at"])
     shown_at: dict[str, float] = {}
+    late_tag: dict[str, float | None] = {}
     for e in entries:
         if "shown" in e and e.get("cue_id") and e["cue_id"] not in shown_at:
             shown_at[e["cue_id"]] = float(e["wall"]) - started_at
+            late_tag[e["cue_id"]] = e.get("late_s")
     decided: dict[tuple[str, float], list[str]] = {}
     for e in entries:
         if "decision" in e and e.get("t") is not None:
@@ -213,6 +216,7 @@ def report(script: dict[str, Any], messages: list[tuple[float, dict[str, Any]]],
         }
         if row["shown"] is not None:
             row["shown_after_t"] = round(row["shown"] - t, 2)
+            row["shown_as_late"] = late_tag.get(m["id"]) is not None
         sentence = sentence_of(script, m.get("speaker", "agent"), t) if row["word_cue"] else None
         if sentence is not None:
             a, b, text = sentence
@@ -225,7 +229,11 @@ def report(script: dict[str, Any], messages: list[tuple[float, dict[str, Any]]],
     statuses = [m.get("lag_s") for _, m in messages if m.get("type") == "status"
                 and isinstance(m.get("lag_s"), int | float)]
     word_rows = [r for r in rows if r["word_cue"] and r["shown"] is not None and "sentence_end" in r]
+    # the rule: a cue older than its display time (6 s) when it arrives is never fresh
+    stale_as_fresh = [r["id"] for r in rows if r["shown"] is not None
+                      and r["arrived"] - r["t"] > DISPLAY_S + 0.5 and not r["shown_as_late"]]
     return {"call": script["name"], "started_at": started_at, "cues": rows,
+            "stale_shown_as_fresh": stale_as_fresh,
             "retractions": retractions, "max_lag_s": max(statuses, default=None),
             "word_cues_shown": len(word_rows),
             "shown_while_sentence_spoken": sum(r["before_sentence_end"] >= 0 for r in word_rows)}
@@ -250,7 +258,8 @@ def print_table(res: dict[str, Any], out: Path) -> None:
         print(f"| {r['id']} | {r['severity']} | {r['t']:.2f} | {r['arrived']:.2f} | {shown} "
               f"| {after} | {end} | {margin} | {', '.join(r['decisions']) or '—'} |")
     print(f"word cues shown while their sentence was still being spoken: "
-          f"{res['shown_while_sentence_spoken']} of {res['word_cues_shown']}")
+          f"{res['shown_while_sentence_spoken']} of {res['word_cues_shown']}; cues more than "
+          f"{DISPLAY_S:.0f} s old shown as fresh: {len(res['stale_shown_as_fresh'])}")
 
 
 def main(argv: list[str] | None = None) -> int:
