@@ -16,6 +16,7 @@ from coach.asr import DEFAULT_POLICY, StreamingOptions, StreamingRecognizer
 from coach.asr_types import Transcriber, VoiceDetector
 from coach.audio import SAMPLE_RATE
 from coach.cues import Baseline, CueEngine
+from coach.cues.voice import stretch_rate_for
 from coach.events import AGENT, CUSTOMER, CallEvent, Event, Speaker, Word
 from coach.playbook import Playbook
 from coach.prosody import ProsodyOptions, ProsodyTracker
@@ -32,10 +33,12 @@ class PipelineOptions:
 
 class _Channel:
     def __init__(self, speaker: Speaker, transcriber: Transcriber, vad: VoiceDetector,
-                 options: PipelineOptions):
+                 options: PipelineOptions, playbook: Playbook):
         self.recognizer = StreamingRecognizer(speaker, transcriber, vad,
                                               options=options.streaming)
-        self.prosody = ProsodyTracker(speaker, options=options.prosody)
+        # the agent's pace gauge shows the figure the pace cue judges
+        pace = stretch_rate_for(playbook) if speaker == AGENT else None
+        self.prosody = ProsodyTracker(speaker, options=options.prosody, pace=pace)
 
 
 class Pipeline:
@@ -50,10 +53,10 @@ class Pipeline:
             self.options = replace(self.options, streaming=replace(
                 self.options.streaming, hotwords=tuple(getattr(playbook, "hotwords", ()))))
         self.channels: dict[Speaker, _Channel] = {
-            AGENT: _Channel(AGENT, transcriber, make_vad(), self.options)}
+            AGENT: _Channel(AGENT, transcriber, make_vad(), self.options, playbook)}
         if customer_channel:
             self.channels[CUSTOMER] = _Channel(CUSTOMER, transcriber, make_vad(),
-                                               self.options)
+                                               self.options, playbook)
         # the agent's voice baseline learned from earlier calls (coach.team.baselines), so
         # pace and pitch are judged from the first second; None: calibrate from this call
         self.cues = CueEngine(playbook, customer_channel=customer_channel,

@@ -128,6 +128,8 @@ class CueSpec:
     patterns: Mapping[str, PatternSet]
     thresholds: Mapping[str, float]
     windows: Mapping[str, float]
+    # every "say instead" line of the advice (``advice`` is the first); shown in turn
+    advice_variants: tuple[str, ...] = ()
 
     def pattern(self, name: str) -> PatternSet:
         return self.patterns[name]
@@ -317,8 +319,15 @@ def _read_cue(reader: _Reader, cue_id: str, node: yaml.Node) -> dict[str, Any]:
         what = f"{cue_id}.{key}"
         if key == "enabled":
             out[key] = (reader.boolean(vn, what), reader.path, _line(vn))
+        elif key == "advice" and isinstance(vn, yaml.SequenceNode):
+            # several "say instead" lines: the engine takes them in turn within a call
+            lines = tuple(reader.string(item, f"{what}[{i}]") for i, item in enumerate(vn.value))
+            if not lines:
+                raise reader.fail(f"{what} must not be an empty list", vn)
+            out[key] = (lines, reader.path, _line(vn))
         elif key in ("title", "advice"):
-            out[key] = (reader.string(vn, what), reader.path, _line(vn))
+            out[key] = ((reader.string(vn, what),) if key == "advice" else reader.string(vn, what),
+                        reader.path, _line(vn))
         elif key == "severity":
             value = reader.string(vn, what)
             if value not in SEVERITIES:
@@ -459,7 +468,8 @@ def _build(draft: _Draft, sources: tuple[str, ...]) -> Playbook:
             id=cue_id,
             enabled=raw.get("enabled", (True,))[0],
             title=raw["title"][0],
-            advice=raw["advice"][0],
+            advice=raw["advice"][0][0],
+            advice_variants=tuple(raw["advice"][0]),
             severity=raw["severity"][0],
             speaker=raw["speaker"][0],
             cooldown_s=raw.get("cooldown_s", (settings.cooldown_s,))[0],

@@ -15,7 +15,7 @@ import numpy as np
 from coach.audio import SAMPLE_RATE
 from coach.events import Prosody, Speaker, Word
 from coach.pitch import f0_summary, pitch_track
-from coach.rate import SpeakingRate
+from coach.rate import SpeakingRate, StretchRate
 
 __all__ = ["ProsodyOptions", "ProsodyTracker"]
 
@@ -34,8 +34,12 @@ class ProsodyOptions:
 class ProsodyTracker:
     """Feed one speaker's 16 kHz audio (and their committed words); get Prosody events."""
 
-    def __init__(self, speaker: Speaker, *, options: ProsodyOptions | None = None):
+    def __init__(self, speaker: Speaker, *, options: ProsodyOptions | None = None,
+                 pace: StretchRate | None = None):
+        """``pace``: the pace figure the pace cue judges (``coach.cues.voice.
+        stretch_rate_for(playbook)``), reported as ``Prosody.pace_wpm`` for the gauge."""
         self.speaker = speaker
+        self._pace = pace
         self.options = options or ProsodyOptions()
         self._rate = SpeakingRate(window_s=self.options.rate_window_s)
         keep = int(self.options.context_s * SAMPLE_RATE)
@@ -47,6 +51,8 @@ class ProsodyTracker:
     def add_word(self, word: Word) -> None:
         if word.final:
             self._rate.add(word)
+            if self._pace is not None:
+                self._pace.add(word)
 
     @property
     def wpm(self) -> float | None:
@@ -88,5 +94,9 @@ class ProsodyTracker:
             if recent.size:
                 voiced_s = float(voiced.size / recent.size * o.period_s)
             f0_hz, spread = f0_summary(recent)
+        pace = None
+        if self._pace is not None:
+            # the same "speaking" the cue engine reads from this reading
+            pace = self._pace.reading(t, speaking or voiced_s > 0)
         return Prosody(self.speaker, t, f0_hz, loudness, self._rate.wpm(), spread, voiced_s,
-                       speaking)
+                       speaking, pace)

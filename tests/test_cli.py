@@ -289,3 +289,22 @@ def test_real_phone_call_two_speakers_few_cues(data_dir, pipeline_parts):
     assert len(faults) <= 1, faults
     d = res.summary.delivery()
     assert d["agent_talk_s"] > 15 and d["customer_talk_s"] > 15
+
+
+@pytest.mark.slow
+def test_real_lca_call_names_the_blame_and_the_unacknowledged_complaint(data_dir, pipeline_parts):
+    """The role-played car-repair call: the caller states the complaint as facts ("I just
+    left your shop ... the oil light is still on"), the agent blames colleagues who "just
+    forget" and plays it down, and answers with half-second "no problem"s over the caller."""
+    from coach.analyze import analyze_file
+    from coach.rubric import score_call
+
+    tx, vad, pb = pipeline_parts
+    flac = data_dir / "calls" / "lca" / "auto_repairs_49_L-caller_R-agent.flac"
+    res = analyze_file(flac, transcriber=tx, make_vad=vad.shared, playbook=pb,
+                       agent_channel="right")
+    fired = {c.id for c in res.summary.cues}
+    assert {"blame-shift", "name-frustration"} <= fired, fired
+    assert "talk-over" not in fired, fired
+    score = score_call(res.summary.words, res.summary.cues, pb, duration_s=res.summary.duration_s)
+    assert score.problem  # the complaint is recognised: the apology steps are judged

@@ -112,3 +112,52 @@ def test_complaint_stated_as_facts_asks_for_acknowledgement() -> None:
     ev = _words("customer", "I literally just left your shop and the oil light is still on.", 1.0)
     ev += _words("agent", "Oh no, that must be so frustrating. Let me book you straight back in.", 6.0)
     assert "name-frustration" not in {c.id for c in _run(ev, 20.0) if isinstance(c, Cue)}
+
+
+def test_the_pace_gauge_shows_the_figure_the_pace_cue_judges() -> None:
+    import numpy as np
+
+    from coach.cues.voice import stretch_rate_for
+    from coach.prosody import ProsodyTracker
+
+    tracker = ProsodyTracker("agent", pace=stretch_rate_for(PB))
+    engine = CueEngine(PB)
+    # 230 words a minute of talk for 20 s, as committed words, with a voiced signal
+    words = [Word("agent", "word", 0.5 + i * 60 / 230, 0.5 + i * 60 / 230 + 0.2, True)
+             for i in range(int(20 * 230 / 60))]
+    tone = (0.1 * np.sin(2 * np.pi * 150 * np.arange(16000) / 16000)).astype(np.float32)
+    fired = []
+    for second in range(1, 22):
+        for w in [w for w in words if second - 1 < w.end <= second]:
+            tracker.add_word(w)
+            engine.feed(w)
+        for p in tracker.feed(tone, speaking=second <= 20):
+            for c in engine.feed(p):
+                if isinstance(c, Cue) and c.id == "pace-fast":
+                    fired.append((c, p))
+    assert fired
+    cue, reading = fired[0]
+    assert reading.pace_wpm is not None
+    assert cue.evidence["wpm"] == round(reading.pace_wpm, 1)
+
+
+def test_say_instead_lines_take_turns_within_a_call(tmp_path) -> None:
+    from coach.errors import PlaybookError
+
+    engine = CueEngine(PB)
+    seen = []
+    for k in range(3):  # three stock apologies, each past the cooldown
+        t0 = 1.0 + k * 40
+        for w in _words("agent", "Sorry for the inconvenience.", t0):
+            seen += [c.advice for c in engine.feed(w)
+                     if isinstance(c, Cue) and c.id == "generic-apology"]
+    assert len(seen) == 3 and len(set(seen)) == 3
+    assert seen == list(PB.cue("generic-apology").advice_variants[:3])
+    team = tmp_path / "team.yaml"
+    team.write_text("cues:\n  generic-apology:\n    advice: []\n")
+    try:
+        load_playbook(team)
+    except PlaybookError as exc:
+        assert "team.yaml:3" in str(exc) and "empty" in str(exc)
+    else:
+        raise AssertionError("an empty advice list must be refused")

@@ -49,17 +49,15 @@ class Hygiene:
             speaker=spec.speaker,  # type: ignore[arg-type]
             severity=severity,  # type: ignore[arg-type]
             title=spec.title,
-            advice=self._advice(cue_id, spec.advice),
+            advice=self._advice(cue_id, spec.advice_variants or (spec.advice,)),
             evidence=evidence,
         )
         self.sent.append(cue)
         return [cue]
 
-    def _advice(self, cue_id: str, advice: str | list[str] | tuple[str, ...]) -> str:
+    def _advice(self, cue_id: str, advice: tuple[str, ...]) -> str:
         """The cue's advice; with several "say instead" lines in the playbook, the next
         one each time, so a call does not hear the same example twice in a row."""
-        if isinstance(advice, str):
-            return advice
         n = self._advice_used.get(cue_id, 0)
         self._advice_used[cue_id] = n + 1
         return advice[n % len(advice)] if advice else ""

@@ -75,7 +75,9 @@ class Timing:
 
     def _only_backchannel(self, start: float, end: float) -> bool | None:
         """The agent's words in [start, end] are all backchannel words (None: none heard yet)."""
-        toks = [t for w in self.st.agent.ws if start - 0.3 <= w.start <= end
+        # Word times and voice-detector times differ by a few hundred ms: take every word
+        # that overlaps the stretch.
+        toks = [t for w in self.st.agent.ws if w.end >= start - 0.3 and w.start <= end
                 for t in normalise_word(w.text)]
         if not toks:
             return None

@@ -55,6 +55,7 @@ class WordRules:
         self._open = {AGENT: _Open(), CUSTOMER: _Open()}
         self._laugh_re = self.pb.lex("laughter")
         self.laughs: list[Word] = []
+        self._repairs: list[Hit] = []
 
     # -- feeding ----------------------------------------------------------------------------
 
@@ -135,6 +136,7 @@ class WordRules:
     def _scan_customer(self, s: Sentence, op: _Open) -> None:
         for h in self._new(s, op, "problem", s.hits(self.pb.lex("problem"))):
             self.st.problems.append(h)
+        self._repair_held(s, op)
         negated = spans(s, self.pb.lex("not_frustration"))
         for name in ("frustration", "complaint"):
             ps = self.pb.lexicon.get(name)
@@ -143,6 +145,20 @@ class WordRules:
                     continue
                 self.st.problems.append(h)
                 self.st.frustrated(h.start, h.end, list(h.words), {})
+
+    def _repair_held(self, s: Sentence, op: _Open) -> None:
+        """"I just left your shop ... and the light is still on": a repair that did not
+        hold is a complaint even when the customer states it calmly and over several
+        sentences (within ``repair_window_s`` of each other)."""
+        for h in self._new(s, op, "after_repair", s.hits(self.pb.lexicon.get("after_repair"))):
+            self._repairs.append(h)
+        window = self.pb.cue("name-frustration").windows.get("repair_window_s", 30.0)
+        for h in self._new(s, op, "still_broken", s.hits(self.pb.lexicon.get("still_broken"))):
+            before = [r for r in self._repairs if h.start - window <= r.start <= h.start]
+            if before:
+                words = list(before[-1].words) + list(h.words)
+                self.st.problems.append(h)
+                self.st.frustrated(before[-1].start, h.end, words, {})
 
     def _ripe(self, s: Sentence, tok_end: int, complete: bool) -> bool:
         if complete:

@@ -39,6 +39,7 @@ from coach.asr import StreamingOptions, clean_pass
 from coach.asr_types import Transcriber, VoiceDetector
 from coach.audio import SAMPLE_RATE
 from coach.cues import CueEngine
+from coach.cues.voice import stretch_rate_for
 from coach.events import AGENT, CUSTOMER, Activity, CallEvent, Event, Prosody, Speaker, Turn, Word
 from coach.io.audiofile import open_call
 from coach.playbook import Playbook
@@ -331,7 +332,9 @@ def analyze_fast(path: str | os.PathLike[str], *, transcriber: Transcriber,
                                          else [])
     recognisers = {sp: _Recogniser(transcriber, o) for sp in speakers}
     segmenters = {sp: _Segmenter(sp, make_vad(), o, recognisers[sp].add) for sp in speakers}
-    prosody = {sp: ProsodyTracker(sp, options=o.prosody) for sp in speakers}
+    prosody = {sp: ProsodyTracker(sp, options=o.prosody,
+                                  pace=stretch_rate_for(playbook) if sp == AGENT else None)
+               for sp in speakers}
 
     # pass 1: voice, prosody and recognition; the events are kept in pipeline order
     steps: list[tuple[list[tuple[list[object], list[Prosody]]], float]] = []
