@@ -117,6 +117,7 @@ def test_reanalyse_runs_the_audio_again_and_says_so(tmp_path):
                      reanalyse=True))
     r = rows(tmp_path / "qa")[cid]
     assert r["mode"] == "fast" and r["status"] == "ok"
+    assert r["key"] == f"store:{cid}#reanalysed"  # not taken for the stored-events result
     assert "scored from a fast analysis of the audio" in \
         (tmp_path / "qa" / "report.html").read_text(encoding="utf-8")
     with open_store(url) as st:
@@ -140,3 +141,39 @@ def test_a_withdrawn_cue_is_stored_marked_and_not_held_against_the_call(tmp_path
     assert call["score"] == 100.0
     run_qa(QaOptions(source="store:", store_url=url, out_dir=tmp_path / "qa", workers=1))
     assert rows(tmp_path / "qa")[cid]["score"] == 100.0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium")
+def test_the_replay_list_shows_no_speech_and_the_stored_score(tmp_path):
+    """The call list in real headless Chromium: the silent call reads "no speech", the
+    scored one shows the score coach qa reported."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from coach.io.hub import Hub
+    from coach.io.server import ServerThread, create_app
+
+    url = f"sqlite:///{tmp_path / 'coach.db'}"
+    store = open_store(url)
+    try:
+        bad = save_analysis(store, SAMPLES / "02_every_apology_wrong.flac",
+                            scripted_call("02_every_apology_wrong"), {"agent": "Dana"})
+        silent = store.add_call(meta={"agent": "Sam", "started_at": 1.8e9, "duration_s": 20.0},
+                                events=[{"type": "call", "state": "end", "t": 20.0}],
+                                audio_path=None)
+        run_qa(QaOptions(source="store:", store_url=url, out_dir=tmp_path / "qa", workers=1))
+        qa_score = rows(tmp_path / "qa")[bad]["score"]
+        with ServerThread(create_app(Hub(), store=store), "127.0.0.1", 0) as st, \
+                sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium")
+            page = browser.new_page()
+            page.goto(st.url + "/")
+            page.wait_for_selector("body[data-state=ready]", timeout=15000)
+            cell = "tr[data-id='{}'] .score"
+            assert page.inner_text(cell.format(silent)) == "no speech"
+            assert page.inner_text(cell.format(bad)) == f"{qa_score:.1f}".rstrip("0").rstrip(".")
+            shots = ROOT / "tests" / "artifacts"
+            shots.mkdir(exist_ok=True)
+            page.screenshot(path=str(shots / "replay_list_no_speech.png"))
+            browser.close()
+    finally:
+        store.close()

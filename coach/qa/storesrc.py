@@ -8,7 +8,8 @@ each is scored from the words and cues it was stored with (``mode`` "stored"), s
 keeps one score wherever it is shown, the one the store computed when the call came in
 (or, if the rubric or playbook has changed since, the new one, written back). With
 ``--reanalyse`` its stored audio (16 kHz FLAC, agent left) is analysed again instead, and
-that score is written back. Their key in the log is ``store:<call id>``.
+that score is written back. Their key in the log is ``store:<call id>`` (with
+``#reanalysed`` after it for a re-analysis).
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ def store_calls(store, opts: QaOptions) -> tuple[list[CallSource], dict[str, str
             name = Path(str(r.get("source") or r["id"])).stem or r["id"]
             calls.append(CallSource(path, name, "audio", "left", "store"))
             ids[path] = r["id"]
-            keys[path] = path
+            # a re-analysis is another result than the stored events' (a rerun of the
+            # other kind into the same DIR must not take one for the other)
+            keys[path] = f"{path}#reanalysed" if opts.reanalyse else path
             seconds[path] = float(r.get("duration_s") or 0.0)
         offset += len(rows)
         if not rows or offset >= total:
