@@ -19,6 +19,7 @@ program ``coach live`` starts, with the same defaults). Needs Debian's ``xvfb`` 
 
     python bench/overlay_timing.py [--call audio_samples/02_every_apology_wrong.flac]
                                    [--out bench/out/overlay] [--json FILE]
+                                   [--policy sure --policy agreement]
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ class Listener(threading.Thread):
                 return
 
 
-def run(call: Path, out: Path) -> dict[str, Any]:
+def run(call: Path, out: Path, policy: str | None = None) -> dict[str, Any]:
     script = json.loads(call.with_suffix(".json").read_text("utf-8"))
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.png"):
@@ -138,7 +139,7 @@ def run(call: Path, out: Path) -> dict[str, Any]:
     log = tmp / "overlay.jsonl"
     live = subprocess.Popen(
         [sys.executable, "-m", "coach.cli", "live", "--source", str(call), "--no-overlay",
-         "--no-record", "--port", str(port)],
+         "--no-record", "--port", str(port), *(["--policy", policy] if policy else [])],
         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     listener = Listener(f"ws://127.0.0.1:{port}/ws")
     listener.start()
@@ -167,7 +168,12 @@ def run(call: Path, out: Path) -> dict[str, Any]:
                         subprocess.run(["import", "-window", "root", "-crop",
                                         f"{WINDOW[0]}x{WINDOW[1]}+0+0", str(out / name)],
                                        env=env, check=True, timeout=10)
-                        shots[current] = name
+                        # a busy machine: the next cue may have taken its place meanwhile
+                        after = [json.loads(x) for x in log.read_text("utf-8").splitlines()]
+                        on_screen = next((e["cue_id"] for e in reversed(after) if "shown" in e),
+                                         None)
+                        shots[current] = name if on_screen == current else (
+                            f"{name} (may show {on_screen or 'no cue'}: replaced during the shot)")
             seen = len(lines)
             if live.poll() is not None and not listener.ended.is_set():
                 raise SystemExit(f"coach live stopped: {live.stderr.read()[-2000:]}")
@@ -267,17 +273,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--call", type=Path, default=DEFAULT_CALL)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "overlay")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--policy", action="append", choices=("sure", "agreement"), default=None,
+                    help="coach live's streaming policy; give it twice to run both, one "
+                         "after the other (default: coach live's default)")
     args = ap.parse_args(argv)
     missing = [t for t in ("Xvfb", "import") if shutil.which(t) is None]
     if missing:
         print(f"needs {', '.join(missing)} (Debian: apt-get install xvfb imagemagick)",
               file=sys.stderr)
         return 2
-    res = run(args.call, args.out)
-    print_table(res, args.out)
+    results = {}
+    for policy in args.policy or [None]:
+        out = args.out / policy if policy else args.out
+        res = run(args.call, out, policy)
+        res["policy"] = policy or "default"
+        print(f"\nstreaming policy: {res['policy']}")
+        print_table(res, out)
+        results[res["policy"]] = res
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=2))
+        args.json.write_text(json.dumps(results, indent=2))
     return 0
 
 
