@@ -261,7 +261,7 @@ class _TerminalPrinter:
                        + " ".join(w.text for w in ws) + "\n")
 
     def __call__(self, e) -> None:
-        from coach.events import Cue, Turn, Word
+        from coach.events import Cue, Retraction, Turn, Word
         from coach.evidence import describe
 
         if isinstance(e, Word) and e.final:
@@ -280,6 +280,11 @@ class _TerminalPrinter:
             ev = describe(e.evidence, cue_id=e.id)
             if ev:
                 self.out.write(f"              {ev}\n")
+            self.out.flush()
+        elif isinstance(e, Retraction):
+            m, s = divmod(e.t, 60)
+            self.out.write(f"           -- withdrawn: the {e.id} cue at {int(m):02d}:{s:04.1f}"
+                           f" ({e.reason})\n")
             self.out.flush()
 
 

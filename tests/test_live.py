@@ -273,3 +273,8 @@ def test_terminal_prints_a_cue_below_the_words_that_caused_it():
     assert lines[1].startswith("[00:01.5] CUSTOMER") and lines[1].endswith("mm")
     assert "Drop the but" in lines[2]
     assert lines[3].startswith("[00:02.6] AGENT") and lines[3].endswith("policy says no")
+    from coach.events import Retraction
+
+    p(Retraction("sorry-but", 2.5, 4.2, "the agent fixed it straight after"))
+    assert out.getvalue().splitlines()[-1] == (
+        "           -- withdrawn: the sorry-but cue at 00:02.5 (the agent fixed it straight after)")
