@@ -521,19 +521,21 @@ def test_overlay_geometry_is_set_moved_resized_remembered_and_clamped(
     assert json.loads(prefs.read_text("utf-8")) == {"width": 380, "height": 150, "x": 0, "y": 0}
 
 
-def test_bad_geometry_and_fade_are_one_line_errors():
-    env = _no_display_env()
-    for cmd, says in (
-            (["overlay", "--geometry", "12x"], "expected WIDTHxHEIGHT+X+Y"),
-            (["overlay", "--geometry", "100x50+1+1"], "at least 260x120 pixels"),
-            (["overlay", "--fade", "0"], "at least 1 second"),
-            # checked before the model loads or the source opens
-            (["live", "--geometry", "wide", "--source", "nothing.flac"], "--geometry 'wide'")):
-        out = subprocess.run([sys.executable, "-m", "coach.cli", *cmd], env=env,
-                             capture_output=True, text=True, timeout=60)
-        assert out.returncode == 2, (cmd, out.stderr)
-        assert out.stderr.startswith("coach: error: ") and out.stderr.count("\n") == 1, out.stderr
-        assert says in out.stderr
+@pytest.mark.parametrize("cmd, says", [
+    (["overlay", "--geometry", "12x"], "expected WIDTHxHEIGHT+X+Y"),
+    (["overlay", "--geometry", "100x50+1+1"], "at least 260x120 pixels"),
+    (["overlay", "--fade", "0"], "at least 1 second"),
+    # checked before the model loads or the source opens
+    (["live", "--geometry", "wide", "--source", "nothing.flac"], "--geometry 'wide'"),
+])
+def test_bad_geometry_and_fade_are_one_line_errors(cmd, says, capsys, monkeypatch):
+    from coach.cli import main
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    assert main(cmd) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("coach: error: ") and err.count("\n") == 1, err
+    assert says in err
 
 
 def test_no_display_raises_coach_error(monkeypatch: pytest.MonkeyPatch):
