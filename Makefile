@@ -53,6 +53,7 @@ bench: setup
 	$(BIN)/python bench/live_bench.py --base-calls 2 --load-calls 2 --json bench/out/live.json
 	$(BIN)/python bench/shift_bench.py --hours 1 --json bench/out/shift.json
 	$(BIN)/python bench/store_bench.py --pg --json bench/out/store.json
+	$(BIN)/python bench/team_bench.py --json bench/out/team.json
 	$(BIN)/python bench/overlay_timing.py --json bench/out/overlay.json
 
 samples: setup sysdeps

@@ -146,6 +146,19 @@ class Reviews:
         return out
 
     @_guard
+    def agent_prosody(self, call_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The agent's prosody readings of several calls in one query, per call."""
+        p = S.prosody.c
+        out: dict[str, list[dict[str, Any]]] = {c: [] for c in call_ids}
+        with self.store._read() as conn:
+            for cid, f0, loud, wpm in conn.execute(
+                    select(p.call_id, p.f0_hz, p.loudness_db, p.wpm).where(and_(
+                        p.call_id.in_(call_ids), p.speaker == "agent"))):
+                out[cid].append({"speaker": "agent", "f0_hz": f0, "loudness_db": loud,
+                                 "wpm": wpm})
+        return out
+
+    @_guard
     def agent_notes(self, agent: str, *, limit: int = 10) -> list[dict[str, Any]]:
         n, c = S.notes.c, S.calls.c
         with self.store._read() as conn:

@@ -140,13 +140,13 @@ def extend_app(app: FastAPI, server: Any) -> None:
     @router.get("/api/team/agents/{name}/baseline", tags=["team"], responses=errors,
                 summary="An agent's voice baseline (pace, pitch, loudness) across their calls")
     def agent_baseline(request: Request, name: str) -> dict[str, Any]:
-        from coach.team.baselines import MIN_CALLS, learn_baseline
+        from coach.team.baselines import MIN_CALLS
 
         p = require(request)
         if not server.access.can_see(p, name):
             raise HTTPException(403, "forbidden: not one of your agents" if p.is_coach
                                 else "forbidden: another agent's baseline")
-        learned = learn_baseline(store, name)
+        learned = server.baseline(name)
         if learned is None:
             return {"agent": name, "calls": 0, "f0_hz": None, "loudness_db": None, "wpm": None,
                     "per_call": [], "message": f"fewer than {MIN_CALLS} stored calls with "
@@ -256,6 +256,7 @@ def extend_app(app: FastAPI, server: Any) -> None:
         except AlreadyStoredError as e:
             stored_id, status = e.call_id, 200
         audio.unlink(missing_ok=True)
+        server._baselines.pop(p.name, None)  # learned again with this call
         team.end_live_call(call_id)
         server.bus.stored(Stored(call_id, time.time()))
         log.info("team: stored call %s of %s (%d events)", call_id, p.name, len(events))

@@ -79,10 +79,13 @@ def call_medians(prosody: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
 def learn_baseline(store: Any, agent: str, *, max_calls: int = MAX_CALLS,
                    min_calls: int = MIN_CALLS) -> AgentBaseline | None:
     """The baseline of ``agent`` from their latest stored calls, or None (a new agent)."""
+    from coach.store.reviews import Reviews
+
     rows, _ = store.list_calls(agent=agent, limit=max_calls)
+    readings = Reviews(store).agent_prosody([r["id"] for r in rows]) if rows else {}
     per_call = []
     for r in rows:
-        m = call_medians(store.prosody(r["id"]))
+        m = call_medians(readings[r["id"]])
         if m is not None:
             per_call.append({"call_id": r["id"], "started_at": r["started_at"], **m})
     if len(per_call) < min_calls:

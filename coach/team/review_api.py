@@ -86,8 +86,6 @@ def extend_reviews(app: FastAPI, server: Any) -> None:
     def summary(request: Request, name: str,
                 since: Annotated[datetime | None, Query()] = None,
                 until: Annotated[datetime | None, Query()] = None) -> dict[str, Any]:
-        from coach.team.baselines import learn_baseline
-
         sees_agent(request, name)
         since, until = _utc(since), _utc(until)
         if since is None and until is None:
@@ -108,7 +106,7 @@ def extend_reviews(app: FastAPI, server: Any) -> None:
                      if severity.get(k) != "info" and len(calls) >= 3 and n / len(calls) >= 0.25]
         scored = [c for c in calls if c["score"] is not None]
         ranked = sorted(scored, key=lambda c: (c["score"], c["started_at"] or ""))
-        learned = learn_baseline(store, name)
+        learned = server.baseline(name)
         return {
             "agent": name, "since": since.isoformat() if since else None,
             "until": until.isoformat() if until else None, "calls": len(calls),

@@ -36,7 +36,8 @@ __all__ = ["TeamServer"]
 log = logging.getLogger(__name__)
 
 RELOAD_WINDOW = timedelta(minutes=30)  # calls reloaded after a restart or a lost channel
-PRUNE_AFTER = timedelta(days=2)  # live events are kept this long (the call is stored by then)
+PRUNE_AFTER = timedelta(days=2)
+BASELINE_TTL_S = 60.0  # live events are kept this long (the call is stored by then)
 
 
 class TeamServer:
@@ -49,6 +50,10 @@ class TeamServer:
         self.team = TeamData(store)
         self.access = Access(self.team)
         self.policy = policy or TeamPolicy()
+        if playbook is None:  # loaded once: scoring and summaries need it on every request
+            from coach.playbook import load_playbook
+
+            playbook = load_playbook()
         self.playbook = playbook
         self.spool_dir = spool_dir
         self.bus = bus or make_bus(self.team)
@@ -60,6 +65,21 @@ class TeamServer:
         self._tasks: list[asyncio.Task[Any]] = []
         self._reloading = False
         self.started_at = time.time()
+        self._baselines: dict[str, tuple[float, Any]] = {}
+
+    def baseline(self, agent: str) -> Any:
+        """The agent's learned voice baseline (coach.team.baselines), kept a minute: it
+        changes only as calls are stored, and the per-agent page asks for it each time."""
+        from coach.team.baselines import learn_baseline
+
+        now = time.monotonic()
+        hit = self._baselines.get(agent)
+        if hit is not None and now - hit[0] < BASELINE_TTL_S:
+            return hit[1]
+        learned = learn_baseline(self.store, agent)
+        if learned is not None:  # a new agent's next stored call may give them one
+            self._baselines[agent] = (now, learned)
+        return learned
 
     # -- lifecycle (the service's lifespan) ------------------------------------------------
     async def start(self) -> None:
