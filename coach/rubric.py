@@ -113,6 +113,14 @@ from .apology import FLAWS, analyse_apologies
 from .events import AGENT, CUSTOMER, Cue, Word
 from .language import Hit, Sentence, normalise_word, sentences_of, spans
 from .playbook import PatternSet, Playbook
+from .rubric_evidence import (
+    ABSENCE_CUES,
+    cue_ev,
+    cue_word_spans,
+    dedupe,
+    ev_time,
+    snippet,
+)
 from .summary import transcript_lines
 
 __all__ = [
@@ -161,9 +169,6 @@ SEVERITY_LABELS = {
     "major": "a real failure (money taken, something broken or missed, a repeat contact, "
              "a promise not kept)",
 }
-# Cues that only say something was absent: on a step the problem does not call for, they
-# are not a fault (the live engine cannot tell a short wait from a real failure).
-_ABSENCE_CUES = frozenset({"no-follow-up"})
 NO_SPEECH = "no speech"
 
 # The formula of the module docstring.
@@ -185,8 +190,6 @@ _SPOIL_LEAD_S = 2.0
 _SEVERITY_LEX = ("problem_minor", "problem_major")
 _VIOLATING = frozenset(c for ids in STEP_VIOLATIONS.values() for c in ids)
 _MAX_POSITIVE = 4  # positive evidence kept per step: enough to judge, short to read
-_SNIPPET_WORDS = 14
-_CONTEXT_WORDS, _CONTEXT_BEFORE = 18, 6  # the sentence shown around a cue's words
 _TAIL_TOKENS = 15  # how far after an apology the problem may be named
 _NEXT_SENTENCE_S = 2.0
 # Function words never count as "naming the problem" when shared with the customer.
@@ -282,101 +285,6 @@ def _lex(playbook: Playbook, name: str) -> PatternSet | None:
     return playbook.lexicon.get(name)
 
 
-def _ts(t: float) -> str:
-    m, s = divmod(max(float(t), 0.0), 60)
-    return f"{int(m):02d}:{int(s):02d}"
-
-
-def _words_ev(words: tuple[Word, ...] | list[Word]) -> dict[str, Any]:
-    return {
-        "text": " ".join(w.text.strip() for w in words),
-        "start": round(words[0].start, 3),
-        "end": round(words[-1].end, 3),
-        "speaker": words[0].speaker,
-    }
-
-
-# --- cues as evidence --------------------------------------------------------------------
-
-
-def _cue_detail(c: Cue) -> str:
-    """The measured figures of a cue, as a short phrase for a reader."""
-    e = c.evidence
-
-    def num(key: str, fmt: str = ".0f") -> str | None:
-        v = e.get(key)
-        return None if not isinstance(v, int | float) else format(float(v), fmt)
-
-    if c.id == "pace-fast" and num("wpm"):
-        limit = num("threshold_wpm")
-        return f"{num('wpm')} wpm over {num('over_s')} s" + (f" (limit {limit})" if limit else "")
-    if c.id == "tone-tense" and num("median_f0_hz"):
-        return f"pitch {num('median_f0_hz')} Hz against a usual {num('baseline_f0_hz')} Hz"
-    if c.id == "volume-loud" and num("median_loudness_db"):
-        return (f"level {num('median_loudness_db')} dB against a usual "
-                f"{num('baseline_loudness_db')} dB")
-    if c.id == "tone-flat" and num("f0_sd_st"):
-        return f"pitch varied only {num('f0_sd_st', '.1f')} semitones"
-    if c.id == "dead-air" and num("silence_s"):
-        return f"{num('silence_s')} s of silence from {_ts(float(e.get('silence_from', c.t)))}"
-    if c.id == "talk-over" and num("overlap_s"):
-        return f"both talking for {num('overlap_s', '.1f')} s"
-    if c.id == "monologue" and num("talk_s"):
-        return f"{num('talk_s')} s of talk without a customer turn"
-    if c.id == "over-apology" and num("count"):
-        return f"{num('count')} apologies within {num('window_speech_s')} s of speech"
-    if c.id == "name-frustration":
-        rose = "the customer's pitch and volume rose; " if "f0_hz" in e else ""
-        return rose + "the feeling was not acknowledged"
-    if c.id == "no-action":
-        return "no fix offered after this apology"
-    if c.id == "no-follow-up":
-        return f"the call ended at {_ts(c.t)} with no follow-up arranged"
-    return ""
-
-
-def _cue_ev(c: Cue, sentence_at: dict[float, Sentence]) -> dict[str, Any]:
-    """A cue as evidence: its id, time and title, the words it quotes (whose they are, and
-    the sentence around them, since "sorry," alone says little) and its figures."""
-    out: dict[str, Any] = {"cue": c.id, "t": round(c.t, 3), "title": c.title,
-                           "severity": c.severity}
-    words = [w for w in (c.evidence.get("words") or []) if isinstance(w, dict) and "start" in w]
-    if c.id in _ABSENCE_CUES:
-        words = []  # its words are the apology it answers, not the follow-up that is missing
-    if words:
-        start = round(float(words[0]["start"]), 3)
-        out["text"] = " ".join(str(w.get("text", "")).strip() for w in words)
-        out["start"] = start
-        out["end"] = round(float(words[-1].get("end", words[-1]["start"])), 3)
-        out["speaker"] = c.speaker
-        sentence = sentence_at.get(start)
-        if sentence is not None:
-            out["speaker"] = sentence.words[0].speaker
-            i = next(k for k, w in enumerate(sentence.words) if round(w.start, 3) == start)
-            lo = max(0, i - _CONTEXT_BEFORE)
-            around = sentence.words[lo:lo + _CONTEXT_WORDS]
-            if len(around) > len(words):
-                out["context"] = " ".join(w.text.strip() for w in around)
-    detail = _cue_detail(c)
-    if detail:
-        out["detail"] = detail
-    return out
-
-
-def _cue_word_spans(c: Cue) -> list[tuple[float, float]]:
-    out = []
-    for w in c.evidence.get("words") or []:
-        start = w.get("start") if isinstance(w, dict) else None
-        if isinstance(start, int | float):
-            end = w.get("end", start)
-            out.append((float(start), float(end) if isinstance(end, int | float) else start))
-    return out
-
-
-def _ev_time(ev: dict[str, Any]) -> float:
-    return float(ev.get("start", ev.get("t", 0.0)))
-
-
 # --- the rubric ---------------------------------------------------------------------------
 
 
@@ -431,22 +339,6 @@ def _customer_problems(sents: list[Sentence], playbook: Playbook,
                 out += [h for h in s.hits(ps) if not _overlaps(h, negated)
                         and not set(s.toks[h.a:h.b]) <= _BARE_NEGATION]
     return sorted(out, key=lambda h: h.start)
-
-
-def _snippet(h: Hit, *, lead: int = 0, through: Word | None = None) -> dict[str, Any]:
-    """The hit read in context: from ``lead`` words before it to the end of its sentence
-    (at most ``_SNIPPET_WORDS`` words), or on to ``through`` when that is further."""
-    s = h.sentence
-    first = s.words.index(h.words[0])
-    lo = max(0, first - lead)
-    last = s.words.index(h.words[-1])
-    hi = max(last + 1, min(len(s.words), lo + _SNIPPET_WORDS))
-    words = list(s.words[lo:hi])
-    if through is not None and through.start > words[-1].start:
-        words = [w for w in s.words[lo:] if w.start <= through.start] or words
-        if through not in words:
-            words.append(through)
-    return _words_ev(words)
 
 
 def _names_problem(apo: Hit, sents: list[Sentence], customer: list[Word],
@@ -576,7 +468,7 @@ def score_call(
 
     steps: dict[str, StepResult] = {}
     for step in STEPS:
-        good = _dedupe(positive[step])[:_MAX_POSITIVE]
+        good = dedupe(positive[step])[:_MAX_POSITIVE]
         bad = [c for c in cues if c.id in STEP_VIOLATIONS[step]]
         steps[step] = _judge(step, severity, step in expected, good, bad, sentence_at)
 
@@ -626,7 +518,7 @@ def _positive(agent_sents: list[Sentence], customer: list[Word], owned: list[_Ap
     # An apology is spoiled by a flaw the apology analysis found in it (a contrast, a
     # condition, a stock object), or by a casual or blaming cue whose words sit in its
     # sentence or just before it ("Oops! Sorry about that.").
-    spoilers = [span for c in cues if c.id in _SPOILERS for span in _cue_word_spans(c)]
+    spoilers = [span for c in cues if c.id in _SPOILERS for span in cue_word_spans(c)]
     clean = [
         a.hit for a in owned
         if not a.flawed and not any(
@@ -634,24 +526,24 @@ def _positive(agent_sents: list[Sentence], customer: list[Word], owned: list[_Ap
             for start, end in spoilers)
     ]
     out: dict[str, list[dict[str, Any]]] = {}
-    out["ownership"] = [_snippet(h, lead=2) for h in clean]
+    out["ownership"] = [snippet(h, lead=2) for h in clean]
     # A playbook may define "ownership" phrases ("that's on us"); the default has none.
-    out["ownership"] += [_snippet(h) for h in _lex_hits(agent_sents, playbook, "ownership")]
+    out["ownership"] += [snippet(h) for h in _lex_hits(agent_sents, playbook, "ownership")]
     out["specific"] = []
     for h in clean:
         named = _names_problem(h, agent_sents, customer, playbook)
         if named is not None:
-            out["specific"].append(_snippet(h, lead=2, through=named))
-    out["empathy"] = [_snippet(h) for h in _lex_hits(agent_sents, playbook, "empathy")]
+            out["specific"].append(snippet(h, lead=2, through=named))
+    out["empathy"] = [snippet(h) for h in _lex_hits(agent_sents, playbook, "empathy")]
     if not out["empathy"]:
-        out["empathy"] = [_cue_ev(c, sentence_at) for c in cues if c.id == "empathy-shown"]
+        out["empathy"] = [cue_ev(c, sentence_at) for c in cues if c.id == "empathy-shown"]
     follow_ups = _follow_ups(agent_sents, playbook)
     actions = [h for h in _lex_hits(agent_sents, playbook, "action") if h.start >= onset]
     # "I'll call you on Thursday" is the follow-up: shown as the fix only if nothing else is.
     fixes = [h for h in actions if not any(
         f.sentence is h.sentence and f.a < h.b and f.b > h.a for f in follow_ups)]
-    out["solution"] = [_snippet(h) for h in (fixes or actions)]
-    out["follow_up"] = [_snippet(h) for h in follow_ups]
+    out["solution"] = [snippet(h) for h in (fixes or actions)]
+    out["follow_up"] = [snippet(h) for h in follow_ups]
     return out
 
 
@@ -662,19 +554,9 @@ def _delivery(cues: list[Cue], sentence_at: dict[float, Sentence]) -> dict[str, 
         out[aspect] = {
             "status": "fault" if hits else "ok",
             "count": len(hits),
-            "evidence": [_cue_ev(c, sentence_at) for c in hits],
+            "evidence": [cue_ev(c, sentence_at) for c in hits],
             "loss": min(DELIVERY_ASPECT_CAP, DELIVERY_DEDUCTION * len(hits)),
         }
-    return out
-
-
-def _dedupe(evidence: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Evidence in time order, dropping snippets that start inside an earlier one."""
-    out: list[dict[str, Any]] = []
-    for ev in sorted(evidence, key=_ev_time):
-        if out and _ev_time(ev) <= float(out[-1].get("end", _ev_time(out[-1]))):
-            continue
-        out.append(ev)
     return out
 
 
@@ -682,7 +564,7 @@ def _judge(step: str, severity: str | None, expected: bool, good: list[dict[str,
            bad: list[Cue], sentence_at: dict[float, Sentence]) -> StepResult:
     if severity is None:
         return StepResult("n/a", [], "no problem raised in the call", 0.0)
-    contradicted = [c for c in bad if c.id in _ABSENCE_CUES and (good or not expected)]
+    contradicted = [c for c in bad if c.id in ABSENCE_CUES and (good or not expected)]
     bad = [c for c in bad if c not in contradicted]
     if bad:
         ids = sorted({c.id for c in bad}, key=[c.id for c in bad].index)
@@ -691,7 +573,7 @@ def _judge(step: str, severity: str | None, expected: bool, good: list[dict[str,
         if good:
             loss -= PARTLY_MET_CREDIT
             note += " (partly met elsewhere)"
-        evidence = sorted([_cue_ev(c, sentence_at) for c in bad] + good, key=_ev_time)
+        evidence = sorted([cue_ev(c, sentence_at) for c in bad] + good, key=ev_time)
         return StepResult("violated", evidence, note, loss)
     if good:
         note = _MET_NOTES[step]
