@@ -61,3 +61,10 @@ def test_design_doc_names_modules_that_exist():
         for part in name.split(", "):
             path = ROOT / "coach" / part
             assert path.exists() or path.with_suffix(".py").exists(), name
+
+
+def test_examples_in_the_docs_name_real_cue_ids():
+    ids = set(load_playbook().cues)
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for cue_id in re.findall(r"--cue[ =]([a-z]+(?:-[a-z]+)+)", path.read_text()):
+            assert cue_id in ids, f"{path.name}: --cue {cue_id} is not a cue id"
