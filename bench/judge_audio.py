@@ -192,3 +192,22 @@ def real_calls(analyser: Analyser, directory: Path = SPOKENWOZ) -> list[dict]:
                                           if c.id in ("tone-tense", "volume-loud"))})
     return rows
 
+
+
+def voice_rows(analyser: Analyser, bands=BANDS, out: Path = OUT) -> list[dict]:
+    """The voice cues on rendered calls whose agent's pitch or level rises after a calm
+    start (and on a calm control call), per speech engine and band."""
+    from bench.judge_bench import surviving
+    from bench.voice_calls import KINDS, engines, rise_call
+
+    rows = []
+    for engine in engines():
+        for kind in KINDS:
+            for band in bands:
+                path, rise = rise_call(kind, engine, out, phone=band == "phone")
+                events, _ = analyser.events(path)
+                cues = [c for c in surviving(events) if c.id in ("tone-tense", "volume-loud")]
+                rows.append({"engine": engine, "kind": kind, "band": band,
+                             "rise_s": round(rise, 1),
+                             "cues": [{"id": c.id, "t": round(c.t, 1)} for c in cues]})
+    return rows

@@ -21,7 +21,8 @@ Usage::
 
     python bench/judge_bench.py [--split tune|heldout|both] [--json OUT] [--show-errors]
                                 [--playbook FILE] [--corpus DIR]
-                                [--audio [--band 16k|phone|both] [--no-real] [--finals-only]]
+                                [--audio [--band 16k|phone|both] [--parts corpus,voice,real]
+                                         [--finals-only]]
 """
 
 from __future__ import annotations
@@ -177,6 +178,22 @@ def real_lines(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def voice_lines(rows: list[dict]) -> str:
+    want = {"pitch": "tone-tense", "loud": "volume-loud", "calm": None}
+    lines = ["Voice cues on calls whose agent's voice rises after a calm start", "",
+             "| engine | rise | band | rise at | voice cues (time) | as expected |",
+             "|---|---|---|---:|---|---|"]
+    for r in rows:
+        got = ", ".join(f"{c['id']} ({c['t']:.1f} s)" for c in r["cues"]) or "none"
+        ids = {c["id"] for c in r["cues"]}
+        early = any(c["t"] < r["rise_s"] for c in r["cues"])
+        target = want[r["kind"]]
+        ok = (ids == {target} if target else not ids) and not early
+        lines.append(f"| {r['engine']} | {r['kind']} | {r['band']} | {r['rise_s']:.1f} s | "
+                     f"{got} | {'yes' if ok else 'no'} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", choices=("tune", "heldout", "both"), default=None,
@@ -191,12 +208,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="also render the items as calls and run the analysis pipeline")
     ap.add_argument("--band", choices=("16k", "phone", "both"), default="both",
                     help="with --audio: 16 kHz wideband, the phone line, or both")
-    ap.add_argument("--no-real", action="store_true",
-                    help="with --audio: skip the real SpokenWOZ calls")
+    ap.add_argument("--parts", default="corpus,voice,real",
+                    help="with --audio, comma-separated: corpus (the rendered corpus), "
+                         "voice (rising-voice calls), real (the SpokenWOZ calls)")
     ap.add_argument("--finals-only", action="store_true",
                     help="with --audio: one recognition pass per utterance (faster, not "
                          "the live policy)")
     args = ap.parse_args(argv)
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    unknown = parts - {"corpus", "voice", "real"}
+    if unknown:
+        print(f"judge_bench: unknown part(s) {', '.join(sorted(unknown))}; "
+              "expected corpus, voice, real", file=sys.stderr)
+        return 2
     try:
         items = load_corpus(args.corpus)
         playbook = load_playbook(args.playbook)
@@ -211,12 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(error_lines(result["text"]["splits"]))
     if args.audio:
-        from bench.judge_audio import BANDS, Analyser, real_calls, run_bands
+        from bench.judge_audio import BANDS, Analyser, real_calls, run_bands, voice_rows
 
         bands = BANDS if args.band == "both" else (args.band,)
         analyser = Analyser(playbook, finals_only=args.finals_only)
         chosen = [it for it in items if it.split in splits]
-        audio = run_bands(chosen, analyser, bands, log=lambda m: print(m, file=sys.stderr))
+        audio = {}
+        if "corpus" in parts:
+            audio = run_bands(chosen, analyser, bands, log=lambda m: print(m, file=sys.stderr))
         result["audio"] = {}
         for band, pairs in audio.items():
             by_split = {s: score([(it, f) for it, f in pairs if it.split == s]) for s in splits}
@@ -226,7 +252,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.show_errors:
                 print()
                 print(error_lines(by_split))
-        if not args.no_real:
+        if "voice" in parts:
+            result["voice"] = voice_rows(analyser, bands)
+            print()
+            print(voice_lines(result["voice"]))
+        if "real" in parts:
             result["real"] = real_calls(analyser)
             print()
             print(real_lines(result["real"]))

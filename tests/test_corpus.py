@@ -151,3 +151,9 @@ def test_a_cue_belongs_to_the_item_whose_span_holds_it():
     got = attribute([cue("blame-shift", 3.0), cue("no-action", 6.4),
                      cue("minimizing", 9.0), cue("dead-air", 9.5)], manifest)
     assert got == {"a": {"blame-shift", "no-action"}, "b": {"minimizing"}}
+
+
+def test_bench_rejects_an_unknown_audio_part(capsys):
+    assert judge_bench.main(["--audio", "--parts", "corpus,voices"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "judge_bench: unknown part(s) voices; expected corpus, voice, real"
