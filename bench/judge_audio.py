@@ -1,9 +1,12 @@
 """Audio level of the judgement benchmark: the corpus rendered as calls and analysed by the
 same pipeline as ``coach analyze``, at 16 kHz and on a phone line.
 
-Items are grouped into calls (no two items in a call expect the same cue, so a cue's
-cooldown never hides a true positive); each call pairs an agent voice and a customer voice
-(``bench.render``); an item's turns are 0.5 s apart and items 3 s apart. A word cue counts
+Items are grouped into calls of a few items: no two items in a call expect the same cue
+(so a cue's cooldown never hides a true positive) and at most two hold an apology (so the
+calls do not pile up more apologies a minute than a real call would). Each call pairs an
+agent voice and a customer voice (``bench.render``); an item's turns are 0.5 s apart and
+items 3 s apart, with a neutral customer line between two items where the customer would
+otherwise not speak (so the agent's lines of two items are never one turn). A word cue counts
 for the item whose time span holds the cue's time (from the item's first word to the next
 item's first word, less 0.5 s). Rendered calls are cached under ``bench/out/judge_audio/``.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,7 +39,18 @@ OUT = ROOT / "bench" / "out" / "judge_audio"
 BANDS = ("16k", "phone")
 ITEM_GAP_S = 3.0
 TURN_GAP_S = 0.5
-PER_CALL = 12
+PER_CALL = 6
+APOLOGIES_PER_CALL = 2
+_APOLOGY = re.compile(r"\b(sorry|soz|apolog\w*|my bad|oops\w*|whoops\w*)\b", re.IGNORECASE)
+# Said by the customer between two items whose turns would otherwise run together.
+SEPARATORS = (
+    "Okay, I see what you mean.",
+    "Right, that makes sense to me.",
+    "Alright, I'm following you so far.",
+    "Okay, and what happens after that?",
+    "Sure, that sounds fine to me.",
+    "Okay, thanks for explaining it.",
+)
 NEGATIVE = ("nudge", "warn")
 SPOKENWOZ = ROOT.parent / "shared" / "data" / "calls" / "spokenwoz"
 
@@ -48,12 +63,17 @@ def plan_calls(items: list[Item], per_call: int = PER_CALL) -> list[list[Item]]:
     for it in order:
         for call in calls:
             used = set().union(*(c.expect for c in call))
-            if len(call) < per_call and not (used & it.expect):
+            sorry = sum(1 for c in call if _apologises(c)) + _apologises(it)
+            if len(call) < per_call and not (used & it.expect) and sorry <= APOLOGIES_PER_CALL:
                 call.append(it)
                 break
         else:
             calls.append([it])
     return calls
+
+
+def _apologises(item: Item) -> bool:
+    return any(s == "agent" and _APOLOGY.search(t) for s, t in item.turns)
 
 
 def voices_for(k: int) -> tuple[Voice, Voice]:
@@ -70,8 +90,13 @@ def render_call(items: list[Item], agent: Voice, customer: Voice, stem: Path) ->
     """Write ``<stem>.16k.flac`` and ``<stem>.phone.wav``; return the manifest."""
     turns, owners = [], []
     for k, it in enumerate(items):
+        sep = k > 0 and it.turns[0][0] == "agent" and items[k - 1].turns[-1][0] == "agent"
+        if sep:
+            line = SEPARATORS[k % len(SEPARATORS)]
+            turns.append(("customer", synthesise(line, customer), ITEM_GAP_S / 2))
+            owners.append(items[k - 1].id)
         for j, (speaker, text) in enumerate(it.turns):
-            gap = (ITEM_GAP_S if k else 0.0) if j == 0 else TURN_GAP_S
+            gap = TURN_GAP_S if j else 0.0 if k == 0 else ITEM_GAP_S / 2 if sep else ITEM_GAP_S
             audio = synthesise(text, agent if speaker == "agent" else customer)
             turns.append((speaker, audio, gap))
             owners.append(it.id)
@@ -102,7 +127,8 @@ def render_all(items: list[Item], out: Path = OUT,
     for k, call in enumerate(calls):
         agent, customer = voices_for(k)
         key = cache_key({"turns": [it.turns for it in call], "agent": agent,
-                         "customer": customer, "gap": ITEM_GAP_S, "turn_gap": TURN_GAP_S})
+                         "customer": customer, "gap": ITEM_GAP_S, "turn_gap": TURN_GAP_S,
+                         "separators": SEPARATORS})
         stem = out / f"call{k:02d}-{key}"
         if Path(f"{stem}.json").exists() and Path(f"{stem}.phone.wav").exists():
             manifest = json.loads(Path(f"{stem}.json").read_text(encoding="utf-8"))
@@ -124,6 +150,7 @@ class Analyser:
         from coach.io.whisper import WhisperTranscriber
 
         self.playbook = playbook
+        self.playbook_key = cache_key(repr(playbook))
         self.tx, self.vad = WhisperTranscriber(), SileroVad()
         self.finals_only = finals_only
 
@@ -157,21 +184,33 @@ def attribute(cues: list, manifest: dict) -> dict[str, set[str]]:
     return fired
 
 
-def run_bands(items: list[Item], analyser: Analyser, bands=BANDS,
+def _cue_file(stem: Path, band: str, analyser: Analyser) -> Path:
+    mode = "finals" if analyser.finals_only else "stream"
+    return Path(f"{stem}.{band}.{mode}-{analyser.playbook_key}.cues.json")
+
+
+def run_bands(items: list[Item], analyser: Analyser, bands=BANDS, *, resume: bool = False,
               log: Callable[[str], None] = print) -> dict[str, list[tuple[Item, set[str]]]]:
-    """``{band: [(item, fired word cues)]}`` through rendered audio."""
+    """``{band: [(item, fired word cues)]}`` through rendered audio. Each call's result is
+    saved beside its audio; ``resume`` reuses saved results of the same playbook and mode
+    (for an interrupted run, not after changing the code)."""
     from bench.judge_bench import surviving
 
     by_id = {it.id: it for it in items}
     calls = render_all(items, log=log)
     out: dict[str, list[tuple[Item, set[str]]]] = {b: [] for b in bands}
     for band in bands:
-        for stem, manifest in calls:
-            path = Path(f"{stem}.16k.flac" if band == "16k" else f"{stem}.phone.wav")
-            events, _ = analyser.events(path)
-            fired = attribute(surviving(events), manifest)
+        for k, (stem, manifest) in enumerate(calls):
+            saved = _cue_file(stem, band, analyser)
+            if resume and saved.exists():
+                fired = {i: set(c) for i, c in json.loads(saved.read_text()).items()}
+            else:
+                path = Path(f"{stem}.16k.flac" if band == "16k" else f"{stem}.phone.wav")
+                events, _ = analyser.events(path)
+                fired = attribute(surviving(events), manifest)
+                saved.write_text(json.dumps({i: sorted(c) for i, c in fired.items()}) + "\n")
+                log(f"{band}: call {k + 1}/{len(calls)} analysed ({manifest['duration_s']:.0f} s)")
             out[band] += [(by_id[i], f) for i, f in fired.items()]
-        log(f"analysed {len(calls)} calls at {band}")
     return out
 
 

@@ -211,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parts", default="corpus,voice,real",
                     help="with --audio, comma-separated: corpus (the rendered corpus), "
                          "voice (rising-voice calls), real (the SpokenWOZ calls)")
+    ap.add_argument("--resume", action="store_true",
+                    help="with --audio: reuse the per-call results an interrupted run saved")
     ap.add_argument("--finals-only", action="store_true",
                     help="with --audio: one recognition pass per utterance (faster, not "
                          "the live policy)")
@@ -242,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [it for it in items if it.split in splits]
         audio = {}
         if "corpus" in parts:
-            audio = run_bands(chosen, analyser, bands, log=lambda m: print(m, file=sys.stderr))
+            audio = run_bands(chosen, analyser, bands, resume=args.resume,
+                              log=lambda m: print(m, file=sys.stderr, flush=True))
         result["audio"] = {}
         for band, pairs in audio.items():
             by_split = {s: score([(it, f) for it, f in pairs if it.split == s]) for s in splits}

@@ -106,7 +106,7 @@ def test_bench_runs_the_engine_and_writes_json(tmp_path, capsys):
 # --- audio level: call plan, phone line, attribution (no model) ---------------------------
 
 def test_calls_never_hold_two_items_expecting_the_same_cue():
-    from bench.judge_audio import plan_calls
+    from bench.judge_audio import APOLOGIES_PER_CALL, _apologises, plan_calls
 
     held = [it for it in ITEMS if it.split == "heldout"]
     calls = plan_calls(held)
@@ -114,6 +114,7 @@ def test_calls_never_hold_two_items_expecting_the_same_cue():
     for call in calls:
         cues = [c for it in call for c in it.expect]
         assert len(cues) == len(set(cues))
+        assert sum(map(_apologises, call)) <= APOLOGIES_PER_CALL
 
 
 def test_phone_line_keeps_the_voice_band_only(tmp_path):
