@@ -118,6 +118,22 @@ class ApologyAnalyser:
             return "request"
         return "problem"
 
+    def asks_after(self, apo: Apology, nxt: Sentence, gap_s: float = 1.5) -> bool:
+        """"Sorry. Could you repeat that?": an apology that is a sentence of its own, with
+        a question right after it that names nothing wrong, is a request as well."""
+        s = apo.sentence
+        if apo.kind != "problem" or nxt is s or not nxt.words:
+            return False
+        if nxt.start - s.end > gap_s or not nxt.words[-1].text.strip().endswith("?"):
+            return False
+        filler = self.pb.lexicon.get("filler")
+        rest = [t for i, t in enumerate(s.toks) if not apo.tok_start <= i < apo.tok_end
+                and t not in ("oh", "i", "am", "so", "really", "very")
+                and not (filler is not None and filler.fullmatch(t))]
+        if rest:
+            return False
+        return self._object is None or not self._object.match(nxt.text)
+
     def _asks(self, s: Sentence, a: int, b: int) -> bool:
         """"Sorry, just to be clear, you want both returned?": an apology opening a question
         and naming nothing that went wrong is a way of asking, not an apology."""
@@ -223,6 +239,9 @@ class ApologyAnalyser:
                 v = self.carried_contrast(s, prev, complete=True)
                 if v:
                     prev.flaws["qualified-apology"] = v
+            if out and self.asks_after(out[-1], s):
+                out[-1].kind = "request"
+                out[-1].flaws.clear()
             prev = None
             for a, b in self.find(s):
                 apo = Apology(s, a, b, s.words_of(a, b), kind=self.kind(s, a, b))

@@ -161,3 +161,25 @@ def test_say_instead_lines_take_turns_within_a_call(tmp_path) -> None:
         assert "team.yaml:3" in str(exc) and "empty" in str(exc)
     else:
         raise AssertionError("an empty advice list must be refused")
+
+
+def test_a_bare_sorry_before_a_question_is_a_request() -> None:
+    ws = _words("agent", "Sorry.", 1.0) + _words("agent", "Could you repeat that?", 1.6)
+    assert not [c for c in _run(ws, 30.0) if isinstance(c, Cue)]
+    assert [a.kind for a in analyse_apologies(sentences_of(ws), PB)] == ["request"]
+    # ... but not when the apology is for something
+    ws = _words("agent", "Sorry we lost it.", 1.0) + _words("agent", "Could you confirm the address?", 2.5)
+    assert [a.kind for a in analyse_apologies(sentences_of(ws), PB)] == ["problem"]
+
+
+def test_talk_over_that_starts_with_a_backchannel_is_still_talk_over() -> None:
+    ev: list = [Activity("customer", 1.0, True), Activity("customer", 9.0, False)]
+    ev += [Activity("agent", 4.0, True), Activity("agent", 7.5, False)]
+    ev += _words("agent", "Right, right, but what you need to do is", 4.0)
+    assert "talk-over" in {c.id for c in _run(ev, 12.0) if isinstance(c, Cue)}
+
+
+def test_a_follow_up_by_email_tonight_counts() -> None:
+    ev = _words("customer", "My receipt never arrived.", 1.0)
+    ev += _words("agent", "I'm sorry it didn't reach you. I will send the receipt by email tonight.", 3.0)
+    assert "no-follow-up" not in {c.id for c in _run(ev, 30.0) if isinstance(c, Cue)}

@@ -100,6 +100,8 @@ class Timing:
                 overlap = min(ea, ec) - sa
                 if overlap >= need:
                     only_bc = self._only_backchannel(sa, min(ea, ec))
+                    if only_bc and oa:
+                        break  # "right, right, ..." so far: wait for the rest of the stretch
                     if only_bc:
                         self._talkover_done.add(sa)  # "mm-hm", "yeah right": listening
                         break

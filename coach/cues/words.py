@@ -56,6 +56,7 @@ class WordRules:
         self._laugh_re = self.pb.lex("laughter")
         self.laughs: list[Word] = []
         self._repairs: list[Hit] = []
+        self._last_bare: tuple[Apology, _Open] | None = None
 
     # -- feeding ----------------------------------------------------------------------------
 
@@ -106,6 +107,16 @@ class WordRules:
         op = self._open[speaker]
         if speaker == AGENT:
             out += self._withdraw(s, op)
+        # "Sorry." then "Could you repeat that?": the bare apology was a request after all
+        if speaker == AGENT and self._last_bare is not None and self.an.asks_after(
+                self._last_bare[0], s):
+            apo, prev_op = self._last_bare
+            out += self._reclassify(s, prev_op, apo, "request")
+        self._last_bare = None
+        if speaker == AGENT:
+            bare = [a for a in op.apologies if a.kind == "problem"]
+            if bare:
+                self._last_bare = (bare[-1], op)
         gap_carry = None
         apologies = [a for a in op.apologies if a.kind == "problem"]
         if apologies:
