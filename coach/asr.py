@@ -38,7 +38,7 @@ class StreamingOptions:
     policy, and DEFAULT_POLICY is the one the pipeline and the CLI use."""
 
     # "sure": commit a word from one pass when the model is sure of it, agreement between
-    # passes for the rest, 0.5 s steps, the playbook's hotwords. "agreement": the earlier
+    # passes for the rest, 0.5 s steps. "agreement": the earlier
     # policy (LocalAgreement-2 only, 1 s steps), kept so the benchmarks measure both side
     # by side (``--policy``).
     policy: str = "agreement"
@@ -70,7 +70,7 @@ class StreamingOptions:
     unsure_context_s: float = 3.0
     # words to bias recognition toward, given before the prompt the way faster-whisper's
     # `hotwords` are; None: the playbook's (the pipeline fills them in)
-    hotwords: tuple[str, ...] | None = ()
+    hotwords: tuple[str, ...] | None = None
 
     @classmethod
     def for_policy(cls, policy: str, **changes) -> StreamingOptions:
@@ -80,7 +80,7 @@ class StreamingOptions:
 
 
 POLICIES: dict[str, dict] = {
-    "sure": {"policy": "sure", "step_s": 0.5, "sure_prob": 0.85, "hotwords": None},
+    "sure": {"policy": "sure", "step_s": 0.5, "sure_prob": 0.85},
     "agreement": {},
 }
 DEFAULT_POLICY = "agreement"

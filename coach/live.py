@@ -31,7 +31,10 @@ __all__ = ["LiveOptions", "LiveSession", "Recorder"]
 @dataclass(frozen=True, slots=True)
 class LiveOptions:
     degrade_after_s: float = 2.0  # lag that makes the service shed load
-    recover_below_s: float = 0.5  # ...and the lag at which it returns to full quality
+    recover_below_s: float = 0.5  # ...and the lag at which it returns to full quality,
+    recover_after_s: float = 8.0  # once it has stayed there this long (audio time): shedding
+    # load makes the lag drop at once, and returning at the first low reading flapped
+    # (ten switches in a minute on a loaded machine)
     degraded_step_s: float = 2.0
     status_every_s: float = 1.0
 
@@ -116,6 +119,7 @@ class LiveSession:
         self._stop = threading.Event()
         self._started = False
         self.degraded = False
+        self._calm_since: float | None = None  # audio time the lag fell low while degraded
         self.lag_s = 0.0
         self.max_lag_s = 0.0
         self.cues: list[Cue] = []
@@ -198,12 +202,25 @@ class LiveSession:
             self.pipeline.degrade(step_s=o.degraded_step_s, customer_finals_only=True)
             self._status({"message": f"falling behind by {self.lag_s:.1f} s: fewer "
                                      "recognition passes, customer side finals only"})
-        elif self.degraded and self.lag_s < o.recover_below_s:
+        elif self.degraded and self.lag_s >= o.recover_below_s:
+            self._calm_since = None
+            self._maybe_status()
+        elif self.degraded and (self._calm_since is None
+                                or self.pipeline.now - self._calm_since < o.recover_after_s):
+            if self._calm_since is None:
+                self._calm_since = self.pipeline.now
+            self._maybe_status()
+        elif self.degraded:
             self.degraded = False
+            self._calm_since = None
             step = self.pipeline.options.streaming.step_s
             self.pipeline.degrade(step_s=step, customer_finals_only=False)
             self._status({"message": None})
-        elif time.monotonic() - self._last_status >= o.status_every_s:
+        else:
+            self._maybe_status()
+
+    def _maybe_status(self) -> None:
+        if time.monotonic() - self._last_status >= self.options.status_every_s:
             self._status({})
 
     def _status(self, extra: dict[str, Any]) -> None:

@@ -155,6 +155,29 @@ def test_falling_behind_degrades_then_recovers(tmp_path):
     assert max(m["lag_s"] for m in statuses) > 1.0
 
 
+def test_degraded_service_returns_once_and_does_not_flap(tmp_path):
+    agent = speechy([(0.2, 4.0), (5.0, 12.5)], 13.0)
+    customer = speechy([(4.2, 4.9)], 13.0)
+
+    class BusyThenQuiet(ScriptedTranscriber):  # the machine is busy for the first seconds
+        def transcribe(self, audio, **kw):
+            if len(self.calls) < 3:
+                time.sleep(1.6)
+            return super().transcribe(audio, **kw)
+
+    tx = BusyThenQuiet(np.concatenate([agent, customer]))
+    published: list[dict] = []
+    s = _session(ListSource(agent, customer, pace=1.0), tx, tmp_path, published,
+                 options=LiveOptions(degrade_after_s=1.0, recover_below_s=0.5,
+                                     recover_after_s=3.0))
+    s.run()
+    flags = [m["degraded"] for m in published if m["type"] == "status"]
+    switches = sum(1 for a, b in zip(flags, flags[1:], strict=False) if a != b)
+    assert True in flags and flags[-1] is False, flags  # degraded, then back to full quality
+    assert switches == 2, flags  # once down, once up: no flapping
+    assert not s.pipeline.channels["customer"].recognizer.options.finals_only
+
+
 def test_recording_survives_a_killed_process(tmp_path):
     code = (
         "import numpy as np, time, sys\n"

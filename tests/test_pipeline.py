@@ -38,8 +38,10 @@ def test_retractions_from_the_cue_engine_pass_through_like_cues():
 
 def test_playbook_hotwords_reach_the_model_prompt(tmp_path):
     sig = speechy([(0.5, 3.0), (4.5, 6.0)], 7.0)
-    pb = load_playbook()
-    assert "sorry" in pb.hotwords and "my bad" in pb.hotwords
+    assert load_playbook().hotwords == ()  # none by default (measured: no gain)
+    team = tmp_path / "team.yaml"
+    team.write_text("hotwords: [sorry, apologise, my bad, bummer]\n")
+    pb = load_playbook(team)
 
     def prompts(playbook, policy="sure"):
         tx = ScriptedTranscriber(sig)
@@ -52,12 +54,13 @@ def test_playbook_hotwords_reach_the_model_prompt(tmp_path):
 
     got = prompts(pb)
     assert got and all(p.startswith("sorry, apologise") for p in got)
-    assert not any("sorry" in p for p in prompts(pb, "agreement"))  # the earlier policy
+    assert all(p.startswith("sorry, apologise") for p in prompts(pb, "agreement"))
     # the committed words of earlier utterances follow the hint
     assert any(p.startswith(", ".join(pb.hotwords) + ". w") for p in got)
-    team = tmp_path / "team.yaml"
-    team.write_text("hotwords+: [gutted, depot]\n")
-    assert all("bummer, gutted, depot" in p for p in prompts(load_playbook(team)))
+    plus = tmp_path / "plus.yaml"
+    plus.write_text("hotwords+: [gutted, depot]\n")
+    assert all(p.startswith("gutted, depot.") for p in prompts(load_playbook(plus)))
+    assert not any("gutted" in p for p in prompts(load_playbook()))
     team.write_text("hotwords: [warranty]\n")
     assert load_playbook(team).hotwords == ("warranty",)
     assert all(p.startswith("warranty.") for p in prompts(load_playbook(team)))
