@@ -58,12 +58,14 @@ def surviving(outputs: Iterable[object]) -> list[object]:
     return cues
 
 
-def text_fired(item: Item, playbook) -> set[str]:
-    """Word cues a fresh engine raises on the item's words (and when)."""
+def text_fired(item: Item, playbook, lag_s: float = 0.0) -> set[str]:
+    """Word cues a fresh engine raises on the item's words. ``lag_s`` delays every
+    committed word's arrival (its times unchanged), as the recogniser does live."""
     engine = CueEngine(playbook)
     out: list[object] = []
     last = 0.0
-    for ev in script_events(item.script()):
+    lag = {"agent": lag_s, "customer": lag_s} if lag_s else None
+    for ev in script_events(item.script(), lag_s=lag):
         t = event_time(ev)
         if t > last:
             out += engine.advance(t)
@@ -204,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     ap.add_argument("--show-errors", action="store_true",
                     help="list every item with a missed or a false cue")
+    ap.add_argument("--lag", type=float, default=0.0, metavar="SECONDS",
+                    help="text level: committed words arrive this late (recognition lag)")
     ap.add_argument("--audio", action="store_true",
                     help="also render the items as calls and run the analysis pipeline")
     ap.add_argument("--band", choices=("16k", "phone", "both"), default="both",
@@ -231,8 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     split = args.split or ("heldout" if args.audio else "both")
     splits = SPLITS if split == "both" else (split,)
-    result: dict = {"text": {"splits": run(items, splits, lambda it: text_fired(it, playbook))}}
-    print(markdown(result["text"]["splits"]))
+    result: dict = {"text": {"lag_s": args.lag, "splits": run(
+        items, splits, lambda it: text_fired(it, playbook, args.lag))}}
+    print(markdown(result["text"]["splits"],
+                   "text" if not args.lag else f"text, words {args.lag:g} s late"))
     if args.show_errors:
         print()
         print(error_lines(result["text"]["splits"]))

@@ -158,3 +158,15 @@ def test_bench_rejects_an_unknown_audio_part(capsys):
     assert judge_bench.main(["--audio", "--parts", "corpus,voices"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "judge_bench: unknown part(s) voices; expected corpus, voice, real"
+
+
+def test_lagged_words_still_reach_the_engine():
+    items = [it for it in ITEMS if it.id in ("casual-apology-001", "innocent-070")]
+    from coach.playbook import load_playbook
+
+    pb = load_playbook()
+    for it in items:
+        # the same words arriving 3 s late: the engine must still see them (the figure
+        # may differ, which is what --lag measures, but a late word is not lost)
+        assert judge_bench.text_fired(it, pb, 3.0) <= set(WORD_CUES)
+    assert "casual-apology" in judge_bench.text_fired(items[0], pb, 3.0)
