@@ -12,7 +12,7 @@ audio: `started_at` + the cue's `t` (for final words, + the word's `end`). CPU s
 subprocess's CPU time over wall time on this machine's cores; memory is its peak RSS.
 Retractions are the `retract` events (cues withdrawn by the words after them).
 
-`--base-calls N` also plays the first N calls with `--model base`; `--load-calls N` plays
+`--base-calls N` also plays the first N calls with `--model base` (first policy); `--load-calls N` plays
 the first N calls with another process keeping one core busy (a busy loop) to show the
 service degrading (bigger steps, customer side finals-only) and recovering.
 """
@@ -123,6 +123,8 @@ def run_call(path: Path, agent_channel: str, *, policy: str = "sure", model: str
 
 
 def summarise(label: str, results: list[dict]) -> list:
+    if not results:
+        return [label] + [None] * (len(HEAD) - 1)
     pooled = {k: [x for r in results for x in r[k]]
               for k in ("word_lat", "word_cue_lat", "voice_cue_lat")}
     n_cues = sum(len(r["cues"]) for r in results)
@@ -156,7 +158,8 @@ def main() -> int:
     policies = args.policies.split(",")
     results: list[dict] = []
     runs = [(p, ch, dict(policy=pol, model=args.model)) for p, ch in calls for pol in policies]
-    runs += [(p, ch, dict(policy="sure", model="base")) for p, ch in calls[:args.base_calls]]
+    runs += [(p, ch, dict(policy=policies[0], model="base"))
+             for p, ch in calls[:args.base_calls]]
     runs += [(p, ch, dict(policy=pol, model=args.model, load=True))
              for p, ch in calls[:args.load_calls] for pol in policies]
     for path, ch, kw in runs:
@@ -179,10 +182,10 @@ def main() -> int:
     rows = [summarise(f"**{pol}, {args.model}**", pick(policy=pol, model=args.model, load=False))
             for pol in policies]
     if args.base_calls:
-        rows.append(summarise(f"sure, base ({args.base_calls} calls)",
+        rows.append(summarise(f"{policies[0]}, base ({args.base_calls} calls)",
                               pick(model="base", load=False)))
-        rows.append(summarise(f"sure, {args.model}, same {args.base_calls} calls",
-                              [r for r in pick(policy="sure", model=args.model, load=False)
+        rows.append(summarise(f"{policies[0]}, {args.model}, same {args.base_calls} calls",
+                              [r for r in pick(policy=policies[0], model=args.model, load=False)
                                if r["call"] in {x["call"] for x in pick(model="base")}]))
     for pol in policies if args.load_calls else ():
         got = pick(policy=pol, load=True)
