@@ -360,9 +360,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="seconds of new audio between recognition passes (default: the "
                         "policy's: 0.5 for sure, 1.0 for agreement)")
     a.add_argument("--policy", choices=("sure", "agreement"), default=None,
-                   help="streaming commit policy: sure (a word the model is sure of is "
-                        "committed from one pass) or agreement (two passes must agree); "
-                        "default: the pipeline's")
+                   help="streaming commit policy: agreement (a word is committed when two "
+                        "passes agree) or sure (also from one pass when the model is sure "
+                        "of it; faster words, more errors) (default: agreement)")
     a.add_argument("--finals-only", action="store_true",
                    help="one recognition pass per utterance: faster, no partial words")
     a.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
@@ -422,8 +422,8 @@ def _build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--threads", type=int, default=2, help=_THREADS_HELP)
     lv.add_argument("--step", type=float, default=None, help=argparse.SUPPRESS)
     lv.add_argument("--policy", choices=("sure", "agreement"), default=None,
-                    help="streaming commit policy: sure or agreement (default: the "
-                         "pipeline's)")
+                    help="streaming commit policy: agreement or sure, as for analyze "
+                         "(default: agreement)")
     lv.set_defaults(func=_live)
 
     sv = sub.add_parser("serve", help="the replay pages and API over the call store",

@@ -71,3 +71,16 @@ def test_playbook_hotwords_reach_the_model_prompt(tmp_path):
 
     with pytest.raises(PlaybookError, match="team.yaml:1: hotwords must be a list"):
         load_playbook(team)
+
+
+def test_help_states_the_default_streaming_policy(capsys):
+    import pytest
+
+    from coach.asr import DEFAULT_POLICY
+    from coach.cli import main
+
+    for cmd in ("analyze", "live"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        assert f"(default: {DEFAULT_POLICY})" in out, cmd
