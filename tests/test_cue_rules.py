@@ -183,3 +183,26 @@ def test_a_follow_up_by_email_tonight_counts() -> None:
     ev = _words("customer", "My receipt never arrived.", 1.0)
     ev += _words("agent", "I'm sorry it didn't reach you. I will send the receipt by email tonight.", 3.0)
     assert "no-follow-up" not in {c.id for c in _run(ev, 30.0) if isinstance(c, Cue)}
+
+
+def test_judgement_does_not_depend_on_how_late_the_words_arrive() -> None:
+    """The recogniser commits words a second or more after they were said, and a turn's
+    end can reach the engine before its last words: a sentence is judged whole all the same."""
+    from coach.scripted import event_time, script_events
+
+    script = {"turns": [
+        {"speaker": "customer", "text": "The parcel never came."},
+        {"speaker": "agent", "text": "You needed to tell us you had moved house."},
+        {"speaker": "agent", "text": "I'm sorry you're so annoyed about it."},
+    ]}
+    for lag in (0.0, 2.0, 4.0):
+        engine, out, last = CueEngine(PB), [], 0.0
+        for ev in script_events(script, lag_s={"agent": lag, "customer": lag}):
+            t = event_time(ev)
+            if t > last:
+                out += engine.advance(t)
+                last = t
+            out += engine.feed(ev)
+        out += engine.flush(last + 1.0)
+        got = {c.id for c in out if isinstance(c, Cue)}
+        assert {"blame-shift", "conditional-apology"} <= got, (lag, got)

@@ -72,12 +72,12 @@ class CueEngine:
             st.now = max(st.now, event.t)
             st.timeline[event.speaker].activity(event.t, event.speaking)
             if not event.speaking:
-                # The utterance is over and its final words are in: its sentence is done.
-                out += self.words.settle(event.speaker, done_speaking=True)
+                # The utterance is over: once its final words are in, its sentence is done.
+                out += self.words.settle(event.speaker, utterance_end=event.t)
         elif isinstance(event, Turn):
             st.now = max(st.now, event.end)
             st.timeline[event.speaker].turn(event.start, event.end)
-            out += self.words.settle(event.speaker, done_speaking=True)
+            out += self.words.settle(event.speaker, utterance_end=event.end)
         elif isinstance(event, Prosody):
             st.now = max(st.now, event.t)
             out += self._prosody(event)

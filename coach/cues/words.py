@@ -87,14 +87,17 @@ class WordRules:
             out += self.complete(sp)
         return out
 
-    def settle(self, speaker: str, *, done_speaking: bool = False) -> list[Event]:
+    def settle(self, speaker: str, *, utterance_end: float | None = None) -> list[Event]:
         """Time passed: an unpunctuated sentence is complete once its speaker has finished
-        the utterance (``done_speaking``) or has been quiet for ``settle_s`` + skew."""
+        the utterance whose words have all arrived (the last one ends near
+        ``utterance_end``), or has been quiet for ``settle_s`` + skew."""
         s = self.st.sentence[speaker]
         last = self.st.words[speaker].last
         if not s.toks or last is None:
             return []
-        if done_speaking or self.st.now >= last.end + self.s.settle_s + self.s.skew_s:
+        if utterance_end is not None and last.end >= utterance_end - self.s.sentence_pause_s:
+            return self.complete(speaker)
+        if self.st.now >= last.end + self.s.settle_s + self.s.skew_s:
             return self.complete(speaker)
         return []
 
