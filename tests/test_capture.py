@@ -298,6 +298,21 @@ def _best_match(captured: np.ndarray, reference: np.ndarray) -> tuple[float, int
     return corr, lag
 
 
+def _chunk_matches(captured: np.ndarray, reference: np.ndarray, *, chunk_s: float = 1.0
+                   ) -> list[tuple[float, int, int]]:
+    """(correlation, lag, offset) of each spoken 1 s chunk of ``captured`` at its best place
+    in ``reference``. The test's own player (paplay) can be starved on a busy machine and
+    leave a gap in what it plays; chunk by chunk, a gap costs one chunk, not the match."""
+    n = int(chunk_s * SAMPLE_RATE)
+    out = []
+    for off in range(0, captured.size - n + 1, n):
+        piece = captured[off: off + n]
+        if _rms(piece) > 0.003:
+            corr, lag = _best_match(piece, reference)
+            out.append((corr, lag, off))
+    return out
+
+
 @pytest.mark.slow
 def test_device_source_captures_the_call_from_a_virtual_headset(pulse: _Pulse,
                                                                 tmp_path: Path) -> None:
@@ -324,16 +339,23 @@ def test_device_source_captures_the_call_from_a_virtual_headset(pulse: _Pulse,
     assert a.size >= 4 * SAMPLE_RATE
     # the captured audio is the call, left channel as the agent: same waveform, same level
     tail = a[SAMPLE_RATE // 2:]  # the first moments may hold resampler warm-up
-    corr, lag = _best_match(tail, agent[: 20 * SAMPLE_RATE])
-    assert corr > 0.9, corr
     assert _rms(tail) > 0.003  # speech, not silence
-    assert abs(20 * np.log10(_rms(tail) / _rms(agent[lag: lag + tail.size]))) < 3
+    matches = _chunk_matches(tail, agent[: 20 * SAMPLE_RATE])
+    assert len(matches) >= 2
+    assert float(np.median([m[0] for m in matches])) > 0.9, matches
     c = got["customer"][SAMPLE_RATE // 2:]
-    ref_c = customer[lag: lag + c.size]
-    if _rms(ref_c) > 0.003:  # the customer may not have spoken in those seconds
-        assert float(np.dot(ref_c, c) / (np.linalg.norm(ref_c) * np.linalg.norm(c))) > 0.9
-    else:
-        assert _rms(c) < 0.003
+    n = SAMPLE_RATE
+    for corr, lag, off in matches:
+        if corr < 0.9:
+            continue  # a chunk with a gap of the player's in it
+        # same level as the call, and the customer's side in the same place
+        assert abs(20 * np.log10(_rms(tail[off: off + n]) / _rms(agent[lag: lag + n]))) < 3
+        ref_c, got_c = customer[lag: lag + n], c[off: off + n]
+        if _rms(ref_c) > 0.003:  # the customer may not have spoken in those seconds
+            assert float(np.dot(ref_c, got_c)
+                         / (np.linalg.norm(ref_c) * np.linalg.norm(got_c))) > 0.9
+        else:
+            assert _rms(got_c) < 0.003
 
 
 @pytest.mark.slow
@@ -368,8 +390,8 @@ def test_device_lost_mid_call_keeps_the_timeline_and_comes_back(pulse: _Pulse,
     assert a.size == sum(b["n"] for b in blocks)
     n_before = sum(b["n"] for b in before)
     assert _rms(a[SAMPLE_RATE // 2: n_before]) > 0.003
-    corr, _ = _best_match(a[SAMPLE_RATE // 2: n_before], _whole(CALL)[0][: 20 * SAMPLE_RATE])
-    assert corr > 0.9
+    matches = _chunk_matches(a[SAMPLE_RATE // 2: n_before], _whole(CALL)[0][: 20 * SAMPLE_RATE])
+    assert matches and float(np.median([m[0] for m in matches])) > 0.9, matches
     # zeros while lost, real audio again after
     gap = [b for b in blocks if lost["at"] + 0.3 <= b["t"] < back["at"] - 0.3]
     assert gap and all(b["rms"] == 0.0 for b in gap)

@@ -194,10 +194,18 @@ def extend_app(app: FastAPI, server: Any) -> None:
     async def put_audio(request: Request, call_id: str) -> JSONResponse:
         from starlette.concurrency import run_in_threadpool
 
+        async def drain() -> None:
+            # Answering before the body is read makes the server close the connection
+            # while the agent's machine is still sending: it sees a reset, not our answer.
+            async for _ in request.stream():
+                pass
+
         await run_in_threadpool(own_new_call, request, call_id)
         if not server.policy.stored.audio:
+            await drain()
             raise HTTPException(403, "forbidden: the team policy does not keep call audio")
         if await run_in_threadpool(store.has_call, call_id):
+            await drain()
             return JSONResponse({"id": call_id, "already": True}, 200)
         size = int(request.headers.get("content-length") or 0)
         if size > MAX_AUDIO:
