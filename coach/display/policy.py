@@ -75,6 +75,9 @@ class DisplayPolicy:
         self._ever_connected = False
         self.refusal: str | None = None
         self.protocol_note: str | None = None
+        # what this coach shares with a team server ("team" messages of coach live --team):
+        # (line, is it a problem) — said on the status line when nothing is more pressing
+        self.team_note: tuple[str, bool] | None = None
         self.in_call = False
         self.call_ended = False
         self.pace_band: tuple[float, float] | None = None
@@ -132,6 +135,8 @@ class DisplayPolicy:
             out += self._feedback(msg, now)
         elif kind == "status":
             self._on_status(msg, now)
+        elif kind == "team":
+            self.team_note = team_line(msg)
         elif kind == "prosody":
             t = number(msg.get("t"))
             if t is not None and (self._clock.latest_t is None or t >= self._clock.latest_t):
@@ -397,6 +402,8 @@ class DisplayPolicy:
             parts.append("Catching up: lighter recognition")
         if st.message and now < st.message_until and st.message not in parts:
             parts.append(st.message)
+        if self.team_note is not None and self.team_note[1]:
+            parts.append(self.team_note[0])
         if parts:
             return " · ".join(parts), True
         # nothing more pressing to say: why the cue on screen looks the way it does
@@ -404,6 +411,8 @@ class DisplayPolicy:
             return "Withdrawn: the words after it showed it was wrong", False
         if cue is not None and cue.late_s is not None:
             return f"Late: this came {cue.late_s:.0f} s after the words", False
+        if self.team_note is not None:
+            return self.team_note[0], False
         return "", False
 
     def _pace(self) -> Pace:
@@ -422,3 +431,20 @@ class DisplayPolicy:
             return None
         you = round(100 * self.talk["agent"] / total)
         return f"You {you}% · Them {100 - you}%"
+
+
+def team_line(msg: dict[str, Any]) -> tuple[str, bool] | None:
+    """The status line for a ``team`` message: what is shared, or that the team server is
+    out of reach (coaching goes on here and catches up)."""
+    state = msg.get("state")
+    sharing = msg.get("sharing")
+    if state == "connected":
+        shared = sharing.get("shared") if isinstance(sharing, dict) else None
+        if isinstance(shared, list) and shared:
+            return "Team sees: " + ", ".join(str(x) for x in shared), False
+        return "Connected to the team server", False
+    if state == "offline":
+        return "Team server out of reach: coaching goes on, it will catch up", True
+    if state == "refused":
+        return "The team server refused this coach", True
+    return None

@@ -31,6 +31,19 @@
   function rank(sev) { return RANK[sev] || 1; }
   function fmt0(x) { return (Math.round(x * 1) / 1).toFixed(0); }  // like Python's :.0f
   function fmt1(x) { return (Math.round(x * 10) / 10).toFixed(1); }
+  // The status line for a "team" message (coach/display/policy.py: team_line).
+  function teamLine(msg) {
+    if (msg.state === "connected") {
+      const shared = msg.sharing && Array.isArray(msg.sharing.shared) ? msg.sharing.shared : null;
+      if (shared && shared.length) return ["Team sees: " + shared.map(String).join(", "), false];
+      return ["Connected to the team server", false];
+    }
+    if (msg.state === "offline") {
+      return ["Team server out of reach: coaching goes on, it will catch up", true];
+    }
+    if (msg.state === "refused") return ["The team server refused this coach", true];
+    return null;
+  }
   function decision(action, cue, at, age, reason) {
     return { decision: action, cue_id: cue.id, t: cue.t, at: at,
       age_s: age === null || age === undefined ? null : Math.round(age * 100) / 100,
@@ -45,6 +58,7 @@
       this.everConnected = false;
       this.refusal = null;
       this.protocolNote = null;
+      this.teamNote = null;  // [line, is it a problem]: what is shared with a team server
       this.inCall = false;
       this.callEnded = false;
       this.paceBand = null;
@@ -111,6 +125,7 @@
         case "retract": out.push(...this.retract(msg, now)); break;
         case "feedback": out.push(...this.feedback(msg, now)); break;
         case "status": this.onStatus(msg, now); break;
+        case "team": this.teamNote = teamLine(msg); break;
         case "prosody": {
           const t = num(msg.t);
           if (t !== null && (this.clock.latestT === null || t >= this.clock.latestT)) {
@@ -374,11 +389,13 @@
         parts.push("Coaching is " + fmt1(lag) + " s behind the call");
       } else if (st.degraded) parts.push("Catching up: lighter recognition");
       if (st.message && now < st.messageUntil && !parts.includes(st.message)) parts.push(st.message);
+      if (this.teamNote && this.teamNote[1]) parts.push(this.teamNote[0]);
       if (parts.length) return [parts.join(" · "), true];
       if (cue && cue.withdrawn) return ["Withdrawn: the words after it showed it was wrong", false];
       if (cue && cue.late_s !== null) {
         return ["Late: this came " + fmt0(cue.late_s) + " s after the words", false];
       }
+      if (this.teamNote) return [this.teamNote[0], false];
       return ["", false];
     }
 
