@@ -166,14 +166,19 @@ class CallState:
     def agent(self) -> Words:
         return self.words[AGENT]
 
-    def customer_turns(self) -> list[tuple[float, float, bool]]:
+    def spans(self, speaker: str, merge_s: float = 0.0, *, hangover_s: float = 0.0
+              ) -> list[tuple[float, float, bool]]:
+        """(start, end, still_open) stretches of one speaker's speech; an open one is taken
+        to end ``hangover_s`` before now (the voice detector's wait before it closes one)."""
+        return [(a, max(a, self.now - hangover_s) if o else b, o)
+                for a, b, o in self.timeline[speaker].intervals(self.now, merge_s=merge_s)]
+
+    def customer_turns(self, *, hangover_s: float = 0.0) -> list[tuple[float, float, bool]]:
         """Customer turns longer than a backchannel (open ones included)."""
         s = self.playbook.settings
-        return [
-            (a, b, o)
-            for a, b, o in self.timeline[CUSTOMER].intervals(self.now, merge_s=s.speech_gap_s)
-            if b - a > s.backchannel_s
-        ]
+        return [(a, b, o) for a, b, o in self.spans(CUSTOMER, s.speech_gap_s,
+                                                    hangover_s=hangover_s)
+                if b - a > s.backchannel_s]
 
     def frustrated(self, start: float, end: float, words: list[Word], figures: dict) -> None:
         """Open (or extend) a window in which the agent should acknowledge the feeling."""

@@ -34,18 +34,7 @@ class Timing:
         self._backchannel = bc
 
     def _spans(self, speaker: str, merge_s: float = 0.0) -> list[tuple[float, float, bool]]:
-        now = self.st.now
-        out = []
-        for s, e, o in self.st.timeline[speaker].intervals(now, merge_s=merge_s):
-            if o:
-                e = max(s, now - self.hang)
-            out.append((s, e, o))
-        return out
-
-    def _customer_turns(self) -> list[tuple[float, float, bool]]:
-        s = self.pb.settings
-        return [(a, b, o) for a, b, o in self._spans(CUSTOMER, s.speech_gap_s)
-                if b - a > s.backchannel_s]
+        return self.st.spans(speaker, merge_s, hangover_s=self.hang)
 
     def tick(self, *, dead_air: bool = True) -> list[Cue]:
         out: list[Cue] = []
@@ -130,7 +119,7 @@ class Timing:
             return []
         s = self.pb.settings
         if self.st.customer_channel:
-            turns = self._customer_turns()
+            turns = self.st.customer_turns(hangover_s=self.hang)
             cust = self._spans(CUSTOMER, s.speech_gap_s)
             if cust and cust[-1][2] and cust[-1][1] - cust[-1][0] <= s.backchannel_s:
                 return []  # the customer just started: wait to see if it is a real turn
