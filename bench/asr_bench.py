@@ -1,13 +1,14 @@
 """Streaming transcription vs offline faster-whisper, same model, same run.
 
     python bench/asr_bench.py [--json OUT] [--quick] [--model tiny.en|base]
-                              [--modes sure,agreement,finals-only]
+                              [--modes early,agreement,sure,finals-only]
 
 For each SpokenWOZ call (agent on the right) and each demo call: the words the streaming
-pipeline commits (exactly what ``coach analyze`` does) under each streaming policy — the
-current one ("sure": one-pass commits of sure words, agreement for the rest, greedy
-intermediate passes, 0.5 s steps), the earlier one ("agreement": LocalAgreement-2 only,
-beam 5 everywhere, 1 s steps) and finals-only — and an offline faster-whisper
+pipeline commits (exactly what ``coach analyze`` does) under each streaming policy —
+"agreement" (LocalAgreement-2, beam 5, 1 s steps), "early" (the same commits, plus greedy
+look passes on the agent's side for early cues: its transcript should equal agreement's),
+"sure" (one-pass commits of sure words, agreement for the rest, 0.5 s steps) and
+finals-only — and an offline faster-whisper
 ``transcribe`` of each channel with its defaults (beam 5, 30 s windows), all scored
 against the reference after Whisper's English normaliser. Also, per policy, how long after
 its end in the audio each final word is committed (audio time: the pipeline is fed in
@@ -104,7 +105,8 @@ def run_stream(path: Path, ch: str, tx, vad, playbook, sopts: StreamingOptions):
     return res, time.perf_counter() - t0, lat
 
 
-MODES = {"sure": StreamingOptions.for_policy("sure"),
+MODES = {"early": StreamingOptions.for_policy("early"),
+         "sure": StreamingOptions.for_policy("sure"),
          "sure-nohot": StreamingOptions.for_policy("sure", hotwords=()),
          "sure-greedy": StreamingOptions.for_policy("sure", partial_beam=1),
          "agreement": StreamingOptions.for_policy("agreement"),
@@ -117,7 +119,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="first SpokenWOZ call only")
     ap.add_argument("--spokenwoz-only", action="store_true", help="no demo calls")
     ap.add_argument("--model", default="tiny.en")
-    ap.add_argument("--modes", default="sure,agreement,finals-only")
+    ap.add_argument("--modes", default="early,agreement,sure,finals-only")
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-memory runs")
     args = ap.parse_args()
 

@@ -1,7 +1,7 @@
 """Live cue latency, CPU share and memory of `coach live` on recordings played in real time,
 with the streaming policies side by side, on a quiet machine and under load.
 
-    python bench/live_bench.py [CALL ...] [--policies sure,agreement] [--model tiny.en]
+    python bench/live_bench.py [CALL ...] [--policies early,agreement] [--model tiny.en]
                                [--base-calls N] [--load-calls N] [--json OUT]
 
 Each call is played through the live path (`coach live --source CALL --no-overlay`) as a
@@ -53,7 +53,7 @@ def pct(xs: list[float], q: float) -> float | None:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
-def run_call(path: Path, agent_channel: str, *, policy: str = "sure", model: str = "tiny.en",
+def run_call(path: Path, agent_channel: str, *, policy: str = "early", model: str = "tiny.en",
              load: bool = False) -> dict:
     from websockets.sync.client import connect
 
@@ -143,7 +143,7 @@ HEAD = ["run", "final word p50 s", "final word p95 s", "word cue p50 s", "word c
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("calls", nargs="*", type=Path)
-    ap.add_argument("--policies", default="sure,agreement")
+    ap.add_argument("--policies", default="early,agreement")
     ap.add_argument("--model", default="tiny.en")
     ap.add_argument("--base-calls", type=int, default=0,
                     help="also play the first N calls with --model base (sure policy)")

@@ -19,7 +19,7 @@ program ``coach live`` starts, with the same defaults). Needs Debian's ``xvfb`` 
 
     python bench/overlay_timing.py [--call audio_samples/02_every_apology_wrong.flac]
                                    [--out bench/out/overlay] [--json FILE]
-                                   [--policy sure --policy agreement]
+                                   [--policy early --policy agreement]
 """
 
 from __future__ import annotations
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--call", type=Path, default=DEFAULT_CALL)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "overlay")
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--policy", action="append", choices=("sure", "agreement"), default=None,
+    ap.add_argument("--policy", action="append", choices=("early", "agreement", "sure"), default=None,
                     help="coach live's streaming policy; give it twice to run both, one "
                          "after the other (default: coach live's default)")
     args = ap.parse_args(argv)

@@ -1,6 +1,6 @@
 """A shift of back-to-back calls through `coach live`'s session: memory, lag, open files.
 
-    python bench/shift_bench.py [--hours 8] [--speed 3] [--policy sure] [--json OUT]
+    python bench/shift_bench.py [--hours 8] [--speed 3] [--policy early] [--json OUT]
 
 Calls (the demo calls, the SpokenWOZ calls and the LCA call, in turn) are played one after
 another through the live session (`LiveSession` with a `FileSource`, as `coach live
@@ -105,7 +105,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hours", type=float, default=8.0)
     ap.add_argument("--speed", type=float, default=3.0)
-    ap.add_argument("--policy", default="sure")
+    ap.add_argument("--policy", default="early")
     ap.add_argument("--json")
     args = ap.parse_args()
 

@@ -150,9 +150,11 @@ class ApologyAnalyser:
         were heard ``wait_s`` seconds past the end of the word holding ``tok``."""
         if complete:
             return True
+        anchor = s.words[s.tok_word[max(0, tok - 1)]].end if tok > 0 else s.start
+        if s.heard >= anchor + wait_s:
+            return True  # every word up to there is known: none followed in time
         if tok >= len(s.toks):
             return False
-        anchor = s.words[s.tok_word[max(0, tok - 1)]].end if tok > 0 else s.start
         return s.end >= anchor + wait_s
 
     def _tail_span(self, s: Sentence, apo: Apology, m: re.Match[str]) -> tuple[int, int]:

@@ -71,6 +71,13 @@ class StreamingOptions:
     # words to bias recognition toward, given before the prompt the way faster-whisper's
     # `hotwords` are; None: the playbook's (the pipeline fills them in)
     hotwords: tuple[str, ...] | None = None
+    # policy "early": the pipeline judges the agent's uncommitted words for cues, those
+    # at least this probable and guard_s before the buffer's edge (coach.cues.early).
+    # Between two passes, a greedy look pass every look_s of new audio (None: none) gives
+    # it fresher words without committing any: the transcript stays the agreement one.
+    early_prob: float | None = None
+    look_s: float | None = None
+    look_beam: int = 1
 
     @classmethod
     def for_policy(cls, policy: str, **changes) -> StreamingOptions:
@@ -80,6 +87,7 @@ class StreamingOptions:
 
 
 POLICIES: dict[str, dict] = {
+    "early": {"policy": "early", "early_prob": 0.85, "look_s": 0.5},
     "sure": {"policy": "sure", "step_s": 0.5, "sure_prob": 0.85},
     "agreement": {},
 }
@@ -112,6 +120,7 @@ class StreamingRecognizer:
         self._last_voice_end = 0  # absolute sample where the last speech frame ended
         self._speech_frames = 0
         self._last_pass = 0  # buffer length at the last pass
+        self._last_look = 0  # ...at the last pass or look pass
         # policy "sure": the voice end that the last pass heard guard_s of silence after,
         # leaving nothing uncommitted; until the speaker resumes, passes would add nothing
         self._settled_at: int | None = None
@@ -122,6 +131,11 @@ class StreamingRecognizer:
         self._tail: list[Word] = []  # the last pass's uncommitted words
         self._last_end = 0.0
         self.passes = 0
+        # after each pass: its uncommitted words, the end of those the model is sure of
+        # (committed words count as sure), and how far it heard (the edge, less guard_s)
+        self.tail: list[Word] = []
+        self.sure_until = 0.0
+        self.heard_until = 0.0
 
     # -- state for the pipeline ------------------------------------------------------------
     @property
@@ -183,7 +197,7 @@ class StreamingRecognizer:
             self._buf_len = sum(f.size for f in self._buf)
             self._buf_start = self._pos - self._buf_len
             self._preroll = []
-            self._last_pass = 0
+            self._last_pass = self._last_look = 0
             self._utt_start = start / SAMPLE_RATE
             self._last_voice_end = self._pos
             self._speech_frames = 1
@@ -200,10 +214,12 @@ class StreamingRecognizer:
             if self._silence * self._frame >= o.end_silence_s * SAMPLE_RATE:
                 return self._end_utterance()
         if (not o.finals_only
-                and self._buf_len - self._last_pass >= o.step_s * SAMPLE_RATE
                 and self._speech_frames * self._frame >= o.min_utterance_s * SAMPLE_RATE
                 and not self._settled()):
-            out += self._pass(final=False)
+            if self._buf_len - self._last_pass >= o.step_s * SAMPLE_RATE:
+                out += self._pass(final=False)
+            elif o.look_s and self._buf_len - self._last_look >= o.look_s * SAMPLE_RATE:
+                out += self._look()
         if self._buf_len >= o.max_buffer_s * SAMPLE_RATE:
             out += self._trim()
         return out
@@ -214,15 +230,16 @@ class StreamingRecognizer:
             self._buf = [np.concatenate(self._buf)]
         return self._buf[0] if self._buf else np.zeros(0, np.float32)
 
-    def _recognise(self, *, final: bool) -> list[Word]:
+    def _recognise(self, *, final: bool, beam: int | None = None) -> list[Word]:
         o = self.options
         self.passes += 1
-        self._last_pass = self._buf_len
+        self._last_look = self._buf_len
         prefix = " ".join(w.text for w in self._committed)
         prompt = " ".join(self._context[-o.prompt_words:]) if o.prompt_words > 0 else ""
         if o.hotwords:
             prompt = (", ".join(o.hotwords) + ". " + prompt).strip()
-        kwargs = {} if final or o.partial_beam is None else {"beam_size": o.partial_beam}
+        beam = beam or (None if final else o.partial_beam)
+        kwargs = {} if beam is None else {"beam_size": beam}
         result: AsrResult = self._asr.transcribe(self._audio(), prompt=prompt, prefix=prefix,
                                                  **kwargs)
         if result.no_speech_prob > o.no_speech_max and result.avg_logprob < o.logprob_min:
@@ -272,11 +289,31 @@ class StreamingRecognizer:
             self._just_trimmed = False
         return out
 
+    def _look(self) -> list[Event]:
+        """A pass that commits nothing: fresher uncommitted words for early cues."""
+        hyp = self._recognise(final=False, beam=self.options.look_beam)
+        self._hypothesis(hyp)
+        return list(self.tail)
+
+    def _hypothesis(self, tail: list[Word]) -> None:
+        o = self.options
+        self.tail = [Word(w.speaker, w.text, w.start, w.end, False, w.probability)
+                     for w in tail]
+        self.heard_until = (self._buf_start + self._buf_len) / SAMPLE_RATE - o.guard_s
+        self.sure_until = self._last_end
+        for w in self.tail:
+            if o.early_prob is None or w.probability < o.early_prob \
+                    or w.end > self.heard_until:
+                break
+            self.sure_until = w.end
+
     def _pass(self, *, final: bool) -> list[Event]:
+        self._last_pass = self._buf_len
         hyp = self._recognise(final=final)
         if final:
             out = self._commit(hyp)
             self._tail = []
+            self.tail = []
             return out
         o = self.options
         edge = (self._buf_start + self._buf_len) / SAMPLE_RATE
@@ -293,12 +330,11 @@ class StreamingRecognizer:
             agree += 1
         out = self._commit(hyp[:agree])
         self._tail = hyp[agree:]
+        self._hypothesis(self._tail)
         if o.policy == "sure" and not self._tail \
                 and self._pos - self._last_voice_end >= o.guard_s * SAMPLE_RATE:
             self._settled_at = self._last_voice_end
-        out += [Word(w.speaker, w.text, w.start, w.end, False, w.probability)
-                for w in self._tail]
-        return out
+        return out + self.tail
 
     def _settled(self) -> bool:
         return self._settled_at is not None and self._settled_at == self._last_voice_end
@@ -362,7 +398,7 @@ class StreamingRecognizer:
         self._buf = [audio] if audio.size else []
         self._buf_start += drop
         self._buf_len = audio.size
-        self._last_pass = 0
+        self._last_pass = self._last_look = 0
         self._tail = []
         self._settled_at = None
 

@@ -334,6 +334,12 @@ _PLAYBOOK_HELP = ("a team playbook (YAML) that overrides parts of the built-in o
 _MODEL_HELP = ("speech model: tiny.en (default, installed with coach), base or small (the "
                "optional extras), or a CTranslate2 Whisper folder")
 _THREADS_HELP = "CPU threads for the speech model (default: 2)"
+_POLICIES = ("early", "agreement", "sure")  # coach.asr.POLICIES (kept lazy: no numpy here)
+_POLICY_HELP = ("streaming policy: agreement (a word is committed when two passes agree), "
+                "early (agreement for the transcript; word cues from the words a pass is "
+                "sure of, before they are committed, withdrawn if the committed words "
+                "disagree) or sure (words also committed from one pass when the model is "
+                "sure of them: faster words, more errors) (default: agreement)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -358,11 +364,9 @@ def _build_parser() -> argparse.ArgumentParser:
     a.add_argument("--threads", type=int, default=2, help=_THREADS_HELP)
     a.add_argument("--step", type=float, default=None,
                    help="seconds of new audio between recognition passes (default: the "
-                        "policy's: 0.5 for sure, 1.0 for agreement)")
-    a.add_argument("--policy", choices=("sure", "agreement"), default=None,
-                   help="streaming commit policy: agreement (a word is committed when two "
-                        "passes agree) or sure (also from one pass when the model is sure "
-                        "of it; faster words, more errors) (default: agreement)")
+                        "policy's: 0.5 for sure, 1.0 for agreement and early)")
+    a.add_argument("--policy", choices=_POLICIES, default=None,
+                   help=_POLICY_HELP)
     a.add_argument("--finals-only", action="store_true",
                    help="one recognition pass per utterance: faster, no partial words")
     a.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
@@ -421,9 +425,7 @@ def _build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--model", default="tiny.en", help=_MODEL_HELP)
     lv.add_argument("--threads", type=int, default=2, help=_THREADS_HELP)
     lv.add_argument("--step", type=float, default=None, help=argparse.SUPPRESS)
-    lv.add_argument("--policy", choices=("sure", "agreement"), default=None,
-                    help="streaming commit policy: agreement or sure, as for analyze "
-                         "(default: agreement)")
+    lv.add_argument("--policy", choices=_POLICIES, default=None, help=_POLICY_HELP)
     lv.set_defaults(func=_live)
 
     sv = sub.add_parser("serve", help="the replay pages and API over the call store",

@@ -190,3 +190,11 @@ class CallEvent:
 
 
 Event = Word | Activity | Turn | Prosody | Cue | Retraction | CallEvent
+
+
+def _same(self, memo):  # events are immutable: a copied engine state may share them
+    return self
+
+
+for _cls in (Word, Activity, Turn, Prosody, Cue, Retraction, CallEvent):
+    _cls.__deepcopy__ = _same  # type: ignore[attr-defined]

@@ -126,6 +126,9 @@ class Sentence:
         self.tok_word: list[int] = []
         self.offsets: list[int] = []
         self.text = ""
+        # audio time up to which the speaker's words are all known, beyond the words
+        # themselves (an early look at uncommitted words knows the speaker paused)
+        self.heard = 0.0
         for w in words or []:
             self.add(w, normalise_word(w.text))
 

@@ -213,8 +213,7 @@ class LiveSession:
         elif self.degraded:
             self.degraded = False
             self._calm_since = None
-            step = self.pipeline.options.streaming.step_s
-            self.pipeline.degrade(step_s=step, customer_finals_only=False)
+            self.pipeline.recover()
             self._status({"message": None})
         else:
             self._maybe_status()

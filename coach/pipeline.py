@@ -16,6 +16,7 @@ from coach.asr import DEFAULT_POLICY, StreamingOptions, StreamingRecognizer
 from coach.asr_types import Transcriber, VoiceDetector
 from coach.audio import SAMPLE_RATE
 from coach.cues import Baseline, CueEngine
+from coach.cues.early import EarlyCues
 from coach.cues.voice import stretch_rate_for
 from coach.events import AGENT, CUSTOMER, CallEvent, Event, Speaker, Word
 from coach.playbook import Playbook
@@ -34,8 +35,11 @@ class PipelineOptions:
 class _Channel:
     def __init__(self, speaker: Speaker, transcriber: Transcriber, vad: VoiceDetector,
                  options: PipelineOptions, playbook: Playbook):
-        self.recognizer = StreamingRecognizer(speaker, transcriber, vad,
-                                              options=options.streaming)
+        streaming = options.streaming
+        if speaker != AGENT:  # early cues are about the agent's words: no look passes
+            streaming = replace(streaming, look_s=None)
+        self.options = streaming  # full quality, restored after degrading
+        self.recognizer = StreamingRecognizer(speaker, transcriber, vad, options=streaming)
         # the agent's pace gauge shows the figure the pace cue judges
         pace = stretch_rate_for(playbook) if speaker == AGENT else None
         self.prosody = ProsodyTracker(speaker, options=options.prosody, pace=pace)
@@ -61,6 +65,8 @@ class Pipeline:
         # pace and pitch are judged from the first second; None: calibrate from this call
         self.cues = CueEngine(playbook, customer_channel=customer_channel,
                               agent_baseline=agent_baseline)
+        # policy "early": word cues from the words a pass is sure of, before commitment
+        self.early = EarlyCues(self.cues) if self.options.streaming.early_prob else None
         self._samples = 0
         self.finished = False
 
@@ -81,10 +87,13 @@ class Pipeline:
             block = blocks[speaker]
             if block is None:
                 block = np.zeros_like(agent)
+            passes = ch.recognizer.passes
             out += self._route(ch, ch.recognizer.feed(block))
+            if self.early is not None and ch.recognizer.passes != passes:
+                out += self._look(ch)
             out += self._route(ch, ch.prosody.feed(block, speaking=ch.recognizer.speaking))
         self._samples += len(agent)
-        out += self.cues.advance(self.now)
+        out += self._confirmed(self.cues.advance(self.now))
         return out
 
     def finish(self, **info) -> list[Event]:
@@ -92,8 +101,10 @@ class Pipeline:
         out: list[Event] = []
         for ch in self.channels.values():
             out += self._route(ch, ch.recognizer.flush())
-        out += self.cues.advance(self.now)
-        out += self.cues.flush(self.now)
+        out += self._confirmed(self.cues.advance(self.now))
+        out += self._confirmed(self.cues.flush(self.now))
+        if self.early is not None:
+            out += self.early.end(self.now)
         info.setdefault("duration", round(self.now, 3))
         out.append(CallEvent("end", self.now, info))
         self.finished = True
@@ -105,8 +116,25 @@ class Pipeline:
             out.append(e)
             if isinstance(e, Word) and e.final:
                 ch.prosody.add_word(e)
-            out += self.cues.feed(e)
+            out += self._confirmed(self.cues.feed(e))
         return out
+
+    def _confirmed(self, events: list) -> list[Event]:
+        return events if self.early is None else self.early.confirm(events)
+
+    def _look(self, ch: _Channel) -> list[Event]:
+        """After a pass of the agent's recogniser: cues the sure, uncommitted words raise."""
+        r = ch.recognizer
+        if r.speaker != AGENT or not r.tail:
+            return []
+        return list(self.early.look(r.speaker, r.tail, sure_until=r.sure_until,
+                                    heard=r.heard_until))
+
+    def recover(self) -> None:
+        """Back to full quality after :meth:`degrade`."""
+        for ch in self.channels.values():
+            ch.recognizer.set_options(step_s=ch.options.step_s, look_s=ch.options.look_s,
+                                      finals_only=ch.options.finals_only)
 
     def degrade(self, *, step_s: float | None = None, customer_finals_only: bool | None = None
                 ) -> None:
@@ -115,6 +143,7 @@ class Pipeline:
             changes: dict = {}
             if step_s is not None:
                 changes["step_s"] = step_s
+                changes["look_s"] = None  # no look passes while shedding load
             if customer_finals_only is not None and speaker == CUSTOMER:
                 changes["finals_only"] = customer_finals_only
             if changes:

@@ -326,3 +326,52 @@ def test_no_phrase_is_committed_twice_across_trims_and_utterances():
         assert len(texts) >= 60  # nothing real was dropped with the replay
         nums = [int(t[1:]) for t in texts]
         assert nums == sorted(nums)
+
+
+def test_look_passes_commit_nothing_and_leave_the_transcript_as_agreement_has_it():
+    sig = speechy([(0.5, 6.0), (7.5, 11.0)], 13.0)
+    plain_tx = ScriptedTranscriber(sig)
+    _, plain = run(sig, plain_tx, policy="agreement")
+    look_tx = ScriptedTranscriber(sig)
+    rec, looked = run(sig, look_tx, policy="early")
+    # the same words committed at the same audio times, whatever the looks saw
+    assert [(w.text, w.start, w.end) for w in finals(looked)] == [
+        (w.text, w.start, w.end) for w in finals(plain)]
+    assert len(look_tx.calls) > len(plain_tx.calls)  # the looks happened...
+    looks = [b for b in look_tx.beams if b == 1]
+    assert looks and len(looks) == len(look_tx.calls) - len(plain_tx.calls)  # ...greedily
+    # after a look the recogniser says what it heard: the uncommitted words, how far
+    # the sure ones reach (never past the edge less the guard) and how far it heard
+    assert rec.heard_until <= rec.now
+    assert rec.sure_until <= rec.heard_until or rec.sure_until == rec._last_end
+
+
+def test_a_look_reports_sure_words_only_up_to_the_first_unsure_one():
+    sig = speechy([(0.5, 5.0)], 5.2)  # the utterance is still open at the end
+    rec = StreamingRecognizer("agent", ScriptedTranscriber(sig), EnergyVad(),
+                              options=StreamingOptions.for_policy("early"))
+    for i in range(0, len(sig), 1600):
+        rec.feed(sig[i:i + 1600])
+    assert rec.tail, "the open utterance has uncommitted words"
+    sure = [w for w in rec.tail if w.end <= rec.sure_until]
+    for w in sure:
+        assert w.probability >= 0.85 and w.end <= rec.heard_until
+    after = rec.tail[len(sure):]
+    if after:  # the first word past sure_until is unsure or too close to the edge
+        assert after[0].probability < 0.85 or after[0].end > rec.heard_until
+
+
+def test_degrading_stops_the_looks_and_recovering_restores_them():
+    from coach.pipeline import Pipeline, PipelineOptions
+    from coach.playbook import load_playbook
+
+    sig = speechy([(0.5, 4.0)], 5.0)
+    pipe = Pipeline(ScriptedTranscriber(sig), EnergyVad, load_playbook(),
+                    options=PipelineOptions(streaming=StreamingOptions.for_policy("early")))
+    agent, customer = pipe.channels["agent"].recognizer, pipe.channels["customer"].recognizer
+    assert agent.options.look_s == 0.5 and customer.options.look_s is None
+    pipe.degrade(step_s=2.0, customer_finals_only=True)
+    assert agent.options.look_s is None and agent.options.step_s == 2.0
+    pipe.recover()
+    assert agent.options.look_s == 0.5 and agent.options.step_s == 1.0
+    assert customer.options.finals_only is False and customer.options.look_s is None

@@ -9,6 +9,8 @@ window is over (the agent spoke past it, or finished the utterance).
 
 from __future__ import annotations
 
+import copy
+
 from ..events import AGENT, CUSTOMER, Activity, Cue, Event, Prosody, Retraction, Turn, Word
 from ..playbook import Playbook
 from .feelings import Feelings
@@ -48,6 +50,11 @@ class CueEngine:
     def retractions(self) -> int:
         """Cues withdrawn so far in this call."""
         return self.hygiene.retractions
+
+    def fork(self) -> CueEngine:
+        """An independent copy of the engine as it stands (the playbook is shared): what
+        would the engine say if these words came next? (:mod:`coach.cues.early`)"""
+        return copy.deepcopy(self, {id(self.pb): self.pb})
 
     def baseline(self, speaker: str) -> Baseline:
         """The speaker's baseline as known so far (given, then calibrated)."""

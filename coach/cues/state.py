@@ -90,6 +90,12 @@ class Timeline:
     def last_end(self) -> float | None:
         return self.spans[-1][1] if self.spans else None
 
+    def __deepcopy__(self, memo: dict) -> Timeline:
+        new = Timeline(self._word_merge_s)
+        new.source, new.open_start = self.source, self.open_start
+        new.spans = [list(s) for s in self.spans]
+        return new
+
 
 class Words:
     """One speaker's committed words with their speech clock (word time plus short gaps),
@@ -111,6 +117,11 @@ class Words:
         self.ws.append(w)
         self.items.append((w.start, w.end, clock0, self.clock))
         return clock0
+
+    def __deepcopy__(self, memo: dict) -> Words:
+        new = Words(self.gap_s)  # words and their times are immutable: share them
+        new.items, new.ws, new.clock, new.last = list(self.items), list(self.ws), self.clock, self.last
+        return new
 
     def index_after(self, t: float) -> int | None:
         """Index of the first word starting at or after ``t``."""
@@ -148,6 +159,9 @@ class CallState:
     timeline: dict[str, Timeline] = field(default_factory=dict)
     words: dict[str, Words] = field(default_factory=dict)
     sentence: dict[str, Sentence] = field(default_factory=dict)
+    # audio time up to which each speaker's words are all known (0: only what the words
+    # themselves show); an early look at uncommitted words sets it (coach.cues.early)
+    heard: dict[str, float] = field(default_factory=lambda: {AGENT: 0.0, CUSTOMER: 0.0})
     apologies: list[Apology] = field(default_factory=list)  # confirmed, any kind but request
     actions: list[Hit] = field(default_factory=list)
     empathy: list[Hit] = field(default_factory=list)

@@ -134,6 +134,7 @@ class WordRules:
         s = self.st.sentence[speaker]
         if not s.toks:
             return []
+        s.heard = self.st.heard[speaker]
         if speaker == CUSTOMER:
             self._scan_customer(s, self._open[CUSTOMER])
             return []
@@ -178,6 +179,8 @@ class WordRules:
         if complete:
             return True
         anchor = s.words[s.tok_word[tok_end - 1]].end
+        if s.heard >= anchor + self.s.confirm_s:
+            return True  # every word up to there is known: none followed in time
         return s.end >= anchor + self.s.confirm_s and len(s.toks) > tok_end
 
     def _scan_agent(self, s: Sentence, op: _Open, complete: bool) -> list[Event]:
