@@ -54,13 +54,14 @@ def pct(xs: list[float], q: float) -> float | None:
 
 
 def run_call(path: Path, agent_channel: str, *, policy: str = "early", model: str = "tiny.en",
-             load: bool = False) -> dict:
+             load: bool = False, threads: int | None = None) -> dict:
     from websockets.sync.client import connect
 
     port = free_port()
     cmd = [sys.executable, "-m", "coach.cli", "live", "--source", str(path), "--no-overlay",
            "--no-record", "--port", str(port), "--agent-channel", agent_channel,
-           "--policy", policy, "--model", model]
+           "--policy", policy, "--model", model,
+           *(["--threads", str(threads)] if threads else [])]
     hog = subprocess.Popen([sys.executable, "-c", HOG]) if load else None
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
     t_start = time.time()
@@ -145,19 +146,24 @@ def main() -> int:
     ap.add_argument("calls", nargs="*", type=Path)
     ap.add_argument("--policies", default="early,agreement")
     ap.add_argument("--model", default="tiny.en")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="the model's CPU threads (default: coach live's)")
     ap.add_argument("--base-calls", type=int, default=0,
                     help="also play the first N calls with --model base (sure policy)")
     ap.add_argument("--load-calls", type=int, default=0,
                     help="also play the first N calls with a busy process taking a core")
     ap.add_argument("--json")
     args = ap.parse_args()
-    calls = [(p, "left") for p in args.calls] or [(p, "left") for p in sorted(SAMPLES.glob("*.flac"))]
+    # the agent's channel: right for recordings named so (the LCA call), else left
+    calls = [(p, "right" if "R-agent" in p.name else "left") for p in args.calls] \
+        or [(p, "left") for p in sorted(SAMPLES.glob("*.flac"))]
     lca = DATA / "calls" / "lca" / "auto_repairs_49_L-caller_R-agent.flac"
     if not args.calls and lca.exists():
         calls.append((lca, "right"))
     policies = args.policies.split(",")
     results: list[dict] = []
-    runs = [(p, ch, dict(policy=pol, model=args.model)) for p, ch in calls for pol in policies]
+    runs = [(p, ch, dict(policy=pol, model=args.model, threads=args.threads))
+            for p, ch in calls for pol in policies]
     runs += [(p, ch, dict(policy=policies[0], model="base"))
              for p, ch in calls[:args.base_calls]]
     runs += [(p, ch, dict(policy=pol, model=args.model, load=True))

@@ -2,10 +2,13 @@
 
 Audio arrives in blocks of any size. Silero VAD (plus an energy gate) finds utterances;
 within one, the growing buffer is re-recognised every ``step_s`` of new audio. A word is
-committed when the model is sure of it in one pass (its aligned probability is high and
-it ends safely before the buffer's edge: policy ``sure``) or when two consecutive passes
-agree on it (LocalAgreement-2, the only rule of policy ``agreement``); the rest is a
-partial tail that may still change. Intermediate passes may decode greedily, the final
+committed when two consecutive passes agree on it (LocalAgreement-2: policies
+``agreement`` and ``early``) or also when the model is sure of it in one pass (its aligned
+probability is high and it ends safely before the buffer's edge: policy ``sure``); the
+rest is a partial tail that may still change. Policy ``early`` adds greedy look passes
+between two passes (``look_s``) that commit nothing: after any pass the recogniser says
+which uncommitted words are sure (``sure_until``) and how far it heard (``heard_until``),
+for the early word cues of :mod:`coach.cues.early`. Intermediate passes may decode greedily, the final
 pass of an utterance with the full beam. After ``end_silence_s`` of silence the utterance is
 finalised. Committed words are forced as the decoder prefix of later passes, so they
 never change and each pass decodes only the new tail. The buffer is trimmed at a
@@ -34,8 +37,9 @@ _RECENT_WORDS = 12  # committed words remembered across trims and utterances (re
 
 @dataclass(frozen=True, slots=True)
 class StreamingOptions:
-    """Field defaults are the earlier policy ("agreement"); ``for_policy`` gives either
-    policy, and DEFAULT_POLICY is the one the pipeline and the CLI use."""
+    """Field defaults are policy "agreement"; ``for_policy`` gives any policy, and
+    DEFAULT_POLICY ("early": agreement's transcript, early word cues) is the one the
+    pipeline and the CLI use."""
 
     # "sure": commit a word from one pass when the model is sure of it, agreement between
     # passes for the rest, 0.5 s steps. "agreement": the earlier
@@ -91,7 +95,7 @@ POLICIES: dict[str, dict] = {
     "sure": {"policy": "sure", "step_s": 0.5, "sure_prob": 0.85},
     "agreement": {},
 }
-DEFAULT_POLICY = "agreement"
+DEFAULT_POLICY = "early"
 
 
 def _norm(text: str) -> str:
@@ -136,6 +140,7 @@ class StreamingRecognizer:
         self.tail: list[Word] = []
         self.sure_until = 0.0
         self.heard_until = 0.0
+        self.look_wanted = True  # its consumer may say a look pass would tell it nothing
 
     # -- state for the pipeline ------------------------------------------------------------
     @property
@@ -218,7 +223,8 @@ class StreamingRecognizer:
                 and not self._settled()):
             if self._buf_len - self._last_pass >= o.step_s * SAMPLE_RATE:
                 out += self._pass(final=False)
-            elif o.look_s and self._buf_len - self._last_look >= o.look_s * SAMPLE_RATE:
+            elif o.look_s and self.look_wanted \
+                    and self._buf_len - self._last_look >= o.look_s * SAMPLE_RATE:
                 out += self._look()
         if self._buf_len >= o.max_buffer_s * SAMPLE_RATE:
             out += self._trim()

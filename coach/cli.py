@@ -13,6 +13,12 @@ from coach.errors import CoachError
 
 __all__ = ["main"]
 
+# One BLAS thread (set before numpy loads): numpy's OpenBLAS (the Whisper features) keeps
+# its idle threads spinning, a fifth more CPU for nothing on a 2-core machine (measured on
+# `coach analyze` of the demo call: 36 s of CPU against 28 s), and its sums differ with
+# the thread count, so one thread is also what QA's workers use (coach.qa.runner).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 
 def _analyze(args: argparse.Namespace) -> int:
     from coach.analyze import analyze_file, format_text, jsonl_line
@@ -244,8 +250,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 class _TerminalPrinter:
     """Committed words as lines per turn, and cues as they fire, in call time. A cue
-    first prints the words heard so far (the ones that caused it), so it always sits
-    below them; the rest of the turn follows on a line of its own."""
+    first prints the committed words heard so far, so it sits below them; the rest of the
+    turn follows on a line of its own. (An early cue may come before its own words are
+    committed; its evidence line quotes them.)"""
 
     def __init__(self, out):
         self.out = out
@@ -333,13 +340,14 @@ _PLAYBOOK_HELP = ("a team playbook (YAML) that overrides parts of the built-in o
                   "(default: the built-in playbook; see `coach cues`)")
 _MODEL_HELP = ("speech model: tiny.en (default, installed with coach), base or small (the "
                "optional extras), or a CTranslate2 Whisper folder")
-_THREADS_HELP = "CPU threads for the speech model (default: 2)"
+_THREADS_HELP = ("CPU threads for the speech model; on a 2-core machine one is faster, as the "
+                 "second is busy with the rest of the pipeline (default: 1)")
 _POLICIES = ("early", "agreement", "sure")  # coach.asr.POLICIES (kept lazy: no numpy here)
-_POLICY_HELP = ("streaming policy: agreement (a word is committed when two passes agree), "
-                "early (agreement for the transcript; word cues from the words a pass is "
-                "sure of, before they are committed, withdrawn if the committed words "
-                "disagree) or sure (words also committed from one pass when the model is "
-                "sure of them: faster words, more errors) (default: agreement)")
+_POLICY_HELP = ("streaming policy: early (words committed when two passes agree; word cues "
+                "from the words a pass is sure of, before they are committed, withdrawn if "
+                "the committed words disagree), agreement (the same transcript, cues from "
+                "committed words only) or sure (words also committed from one pass when the "
+                "model is sure of them: faster words, more errors) (default: early)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -361,7 +369,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         "jsonl: one event per line, for tools (default: text)")
     a.add_argument("--playbook", default=None, help=_PLAYBOOK_HELP)
     a.add_argument("--model", default="tiny.en", help=_MODEL_HELP)
-    a.add_argument("--threads", type=int, default=2, help=_THREADS_HELP)
+    a.add_argument("--threads", type=int, default=1, help=_THREADS_HELP)
     a.add_argument("--step", type=float, default=None,
                    help="seconds of new audio between recognition passes (default: the "
                         "policy's: 0.5 for sure, 1.0 for agreement and early)")
@@ -423,7 +431,7 @@ def _build_parser() -> argparse.ArgumentParser:
                          "else not shared)")
     lv.add_argument("--playbook", default=None, help=_PLAYBOOK_HELP)
     lv.add_argument("--model", default="tiny.en", help=_MODEL_HELP)
-    lv.add_argument("--threads", type=int, default=2, help=_THREADS_HELP)
+    lv.add_argument("--threads", type=int, default=1, help=_THREADS_HELP)
     lv.add_argument("--step", type=float, default=None, help=argparse.SUPPRESS)
     lv.add_argument("--policy", choices=_POLICIES, default=None, help=_POLICY_HELP)
     lv.set_defaults(func=_live)

@@ -125,10 +125,11 @@ class Pipeline:
     def _look(self, ch: _Channel) -> list[Event]:
         """After a pass of the agent's recogniser: cues the sure, uncommitted words raise."""
         r = ch.recognizer
-        if r.speaker != AGENT or not r.tail:
+        if r.speaker != AGENT:
             return []
-        return list(self.early.look(r.speaker, r.tail, sure_until=r.sure_until,
-                                    heard=r.heard_until))
+        out = self.early.look(r.speaker, r.tail, sure_until=r.sure_until, heard=r.heard_until)
+        r.look_wanted = self.early.wanted
+        return list(out)
 
     def recover(self) -> None:
         """Back to full quality after :meth:`degrade`."""

@@ -208,3 +208,18 @@ def test_on_real_audio_early_cues_come_sooner_and_the_same_cues_stand() -> None:
 
 EARLY_CUES_CHECKED = {"qualified-apology", "conditional-apology", "generic-apology",
                       "casual-apology", "minimizing", "blame-shift", "empty-promise"}
+
+
+def test_a_phrase_the_committed_words_carry_further_is_still_the_same_cue() -> None:
+    from coach.cues.early import _same
+
+    early = Cue("generic-apology", 10.0, AGENT, "nudge", "t", "a",
+                {"words": [{"text": "sorry", "start": 8.0, "end": 8.3}]})
+    longer = replace(early, t=12.2, evidence={"words": [
+        {"text": "sorry", "start": 8.1, "end": 8.4}, {"text": "caused", "start": 11.9,
+                                                     "end": 12.2}]})
+    elsewhere = replace(longer, evidence={"words": [{"text": "sorry", "start": 11.0,
+                                                     "end": 11.3}]})
+    assert _same(early, longer)
+    assert not _same(early, elsewhere)
+    assert not _same(early, replace(longer, id="casual-apology"))

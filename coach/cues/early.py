@@ -7,7 +7,9 @@ agent is still in that sentence. So after each recognition pass, a copy of the e
 how far the pass heard (``heard``: a pause shows as no words up to there). A word cue the
 copy raises is sent at once if the words it rests on are ones the model is sure of
 (probability and distance from the buffer's edge, decided by the recogniser: ``sure_until``)
-or if the look before saw the same cue (in words that may differ).
+or if the look before saw the same cue (in words that may differ). Look passes cost a
+recognition pass each, so the recogniser makes one only while the copy says a cue is in
+the balance (``wanted``: an apology not yet judged, a phrase waiting for right context).
 
 The real engine then judges the committed words as always. When it raises the same cue,
 nothing more is sent (the early one stands for it; a later withdrawal of it withdraws the
@@ -31,6 +33,7 @@ EARLY_CUES = frozenset({
     "minimizing", "blame-shift", "empty-promise", "over-apology", "empathy-shown",
 })
 MATCH_S = 1.5  # an early cue and the committed one are the same within this much time
+START_S = 0.5  # ...or if their evidence starts this close (the same first word)
 
 
 class EarlyCues:
@@ -42,6 +45,9 @@ class EarlyCues:
         self.pending: list[Cue] = []  # sent early, not yet raised by the real engine
         self._stands_for: dict[tuple[str, float], Cue] = {}  # real (id, t) -> early cue
         self._last: list[Cue] = []  # what the last look raised
+        # after the last look: is a cue in the balance (an apology not yet judged, a phrase
+        # waiting for its right context)? Only then is the next look pass worth its cost
+        self.wanted = False
         self.sent = 0
         self.withdrawn = 0
 
@@ -51,12 +57,14 @@ class EarlyCues:
         pass heard the speaker up to ``heard``. Returns the cues to send now."""
         if not tail:
             self._last = []
+            self.wanted = self.engine.undecided(speaker)
             return []
         fork = self.engine.fork()
         fork.state.heard[speaker] = max(fork.state.heard[speaker], heard)
         raised: list[Cue] = []
         for w in tail:
             raised += [e for e in fork.feed(replace(w, final=True)) if isinstance(e, Cue)]
+        self.wanted = fork.undecided(speaker)
         raised = [c for c in raised if c.id in EARLY_CUES and c.speaker == speaker]
         out: list[Cue] = []
         for c in raised:
@@ -69,6 +77,8 @@ class EarlyCues:
                 self.sent += 1
                 out.append(c)
         self._last = raised
+        # look again while a cue is in the balance or was seen in words not yet sure
+        self.wanted = self.wanted or any(c not in out for c in raised)
         return out
 
     def confirm(self, events: list[Cue | Retraction]) -> list[Event]:
@@ -117,4 +127,20 @@ class EarlyCues:
 
 
 def _same(a: Cue, b: Cue) -> bool:
-    return a.id == b.id and abs(a.t - b.t) <= MATCH_S
+    """The same cue about the same words: its trigger ends close by, or its evidence starts
+    at the same word (a phrase the committed words carry further, "...for any trouble this
+    may have caused", ends later but starts where it did)."""
+    if a.id != b.id:
+        return False
+    if abs(a.t - b.t) <= MATCH_S:
+        return True
+    sa, sb = _first_word_start(a), _first_word_start(b)
+    return sa is not None and sb is not None and abs(sa - sb) <= START_S
+
+
+def _first_word_start(c: Cue) -> float | None:
+    ws = c.evidence.get("words") if isinstance(c.evidence, dict) else None
+    try:
+        return float(ws[0]["start"]) if ws else None
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None

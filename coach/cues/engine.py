@@ -56,6 +56,10 @@ class CueEngine:
         would the engine say if these words came next? (:mod:`coach.cues.early`)"""
         return copy.deepcopy(self, {id(self.pb): self.pb})
 
+    def undecided(self, speaker: str) -> bool:
+        """The speaker's open sentence holds something more words could make a cue."""
+        return self.words.undecided(speaker)
+
     def baseline(self, speaker: str) -> Baseline:
         """The speaker's baseline as known so far (given, then calibrated)."""
         return self.voice.baseline(speaker)

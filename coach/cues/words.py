@@ -128,6 +128,20 @@ class WordRules:
         self._open[speaker] = _Open(carry=gap_carry)
         return out
 
+    def undecided(self, speaker: str) -> bool:
+        """Something in the speaker's open sentence could still become a cue with more words:
+        an apology not yet judged, or a phrase waiting for its right context."""
+        s, op = self.st.sentence[speaker], self._open[speaker]
+        if not s.toks or speaker != AGENT:
+            return False
+        if op.carry is not None or any(
+                a.kind == "pending" or (a.kind == "problem" and len(a.decided) < 3)
+                for a in op.apologies):
+            return True
+        return any((spec.id, h.a) not in op.seen
+                   for spec, group in ((self.pb.cue(c), g) for c, g in _SENTENCE_CUES)
+                   for h in s.hits(spec.patterns.get(group)))
+
     # -- scanning ---------------------------------------------------------------------------------
 
     def _scan(self, speaker: str, *, complete: bool) -> list[Event]:

@@ -140,7 +140,7 @@ def _join_split_model(name: str) -> Path:
 class WhisperTranscriber:
     """One loaded Whisper model; ``transcribe`` runs one pass on a short buffer."""
 
-    def __init__(self, model: str | os.PathLike[str] = DEFAULT_MODEL, *, cpu_threads: int = 2,
+    def __init__(self, model: str | os.PathLike[str] = DEFAULT_MODEL, *, cpu_threads: int = 1,
                  compute_type: str = "int8", beam_size: int = 5, pad_s: float = 1.0,
                  min_window_s: float = 10.0):
         try:
