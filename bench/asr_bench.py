@@ -9,7 +9,8 @@ pipeline commits (exactly what ``coach analyze`` does) under each streaming poli
 look passes on the agent's side for early cues: its transcript should equal agreement's),
 "sure" (one-pass commits of sure words, agreement for the rest, 0.5 s steps) and
 finals-only — and an offline faster-whisper
-``transcribe`` of each channel with its defaults (beam 5, 30 s windows), all scored
+``transcribe`` of each channel (beam 5, 30 s windows, its Silero VAD filter, no
+conditioning on previous text: the reference the issue names), all scored
 against the reference after Whisper's English normaliser. Also, per policy, how long after
 its end in the audio each final word is committed (audio time: the pipeline is fed in
 0.1 s blocks as live capture does; live adds the compute time of the pass), the analysis
@@ -166,7 +167,8 @@ def main() -> int:
         t0 = time.perf_counter()
         hyp["offline"] = {}
         for sp, y in audio.items():
-            segs, _ = tx.model.transcribe(y, language="en")
+            segs, _ = tx.model.transcribe(y, language="en", beam_size=5, vad_filter=True,
+                                          condition_on_previous_text=False)
             hyp["offline"][sp] = " ".join(s.text.strip() for s in segs)
         dt = time.perf_counter() - t0
         speed["offline"][0] += dt
