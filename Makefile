@@ -51,6 +51,7 @@ bench: setup
 	$(BIN)/python bench/judge_bench.py --json bench/out/judge.json
 	$(BIN)/python bench/rubric_bench.py --json bench/out/rubric.json
 	$(BIN)/python bench/asr_bench.py --spokenwoz-only --model base --modes early --json bench/out/asr_base.json
+	$(BIN)/python bench/cue_latency.py --heldout 12 --json bench/out/cue_latency.json
 	$(BIN)/python bench/live_bench.py --base-calls 2 --load-calls 2 --json bench/out/live.json
 	$(BIN)/python bench/shift_bench.py --hours 1 --json bench/out/shift.json
 	$(BIN)/python bench/store_bench.py --pg --json bench/out/store.json

@@ -5,6 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy  # noqa: F401  (loaded first, so the limit below reaches its BLAS)
+from threadpoolctl import threadpool_limits
+
+# One BLAS thread, as `coach` itself runs (coach/cli.py): numpy's BLAS sums differ with the
+# thread count, enough to change a word now and then, so a benchmark would otherwise
+# measure slightly different words than `coach analyze` gives
+threadpool_limits(limits=1, user_api="blas")
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 SAMPLES = ROOT / "audio_samples"

@@ -21,6 +21,7 @@ call would.
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -113,6 +114,10 @@ class StreamingRecognizer:
         self._vad = vad
         self._frame = vad.frame_samples
         self._pending = np.zeros(0, np.float32)  # samples waiting for a whole VAD frame
+        self._queue: deque = deque()  # (frame, speech probability, dB) not yet processed
+        # stop feeding frames after each pass, so a consumer that decides on a pass
+        # (look_wanted) acts before the next frame whatever the block size (coach.pipeline)
+        self.pause_after_pass = False
         self._pos = 0  # samples consumed by the VAD so far (absolute)
         self._preroll: list[np.ndarray] = []
         self._in_speech = False
@@ -167,9 +172,22 @@ class StreamingRecognizer:
         frames = audio[: n * self._frame].reshape(n, self._frame)
         probs = self._vad.probs(frames.reshape(-1))
         energy = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+        self._queue.extend((frames[i], float(probs[i]), float(energy[i])) for i in range(n))
+        return self.resume()
+
+    @property
+    def paused(self) -> bool:
+        """Frames are waiting: ``pause_after_pass`` stopped after a pass; call ``resume``."""
+        return bool(self._queue)
+
+    def resume(self) -> list[Event]:
+        """Go on with the frames already fed (after a pause)."""
         out: list[Event] = []
-        for i in range(n):
-            out += self._on_frame(frames[i], float(probs[i]), float(energy[i]))
+        while self._queue:
+            passes = self.passes
+            out += self._on_frame(*self._queue.popleft())
+            if self.pause_after_pass and self.passes != passes and self._queue:
+                break  # let the consumer act on this pass before the next frame
         return out
 
     def flush(self) -> list[Event]:
@@ -178,6 +196,8 @@ class StreamingRecognizer:
         if self._pending.size:
             pad = np.zeros(self._frame - self._pending.size, np.float32)
             out += self.feed(pad)
+        while self._queue:
+            out += self.resume()
         if self._in_speech:
             out += self._end_utterance()
         return out

@@ -40,6 +40,9 @@ class _Channel:
             streaming = replace(streaming, look_s=None)
         self.options = streaming  # full quality, restored after degrading
         self.recognizer = StreamingRecognizer(speaker, transcriber, vad, options=streaming)
+        # early cues look at every agent pass before the next frame: identical decisions
+        # whatever the block size (live capture and `coach analyze` feed different ones)
+        self.recognizer.pause_after_pass = speaker == AGENT and bool(streaming.early_prob)
         # the agent's pace gauge shows the figure the pace cue judges
         pace = stretch_rate_for(playbook) if speaker == AGENT else None
         self.prosody = ProsodyTracker(speaker, options=options.prosody, pace=pace)
@@ -87,11 +90,18 @@ class Pipeline:
             block = blocks[speaker]
             if block is None:
                 block = np.zeros_like(agent)
-            passes = ch.recognizer.passes
-            out += self._route(ch, ch.recognizer.feed(block))
-            if self.early is not None and ch.recognizer.passes != passes:
-                out += self._look(ch)
-            out += self._route(ch, ch.prosody.feed(block, speaking=ch.recognizer.speaking))
+            r = ch.recognizer
+            before = r.passes
+            events = r.feed(block)
+            while True:  # pass by pass: a look decides before the next frame is heard
+                out += self._route(ch, events)
+                if self.early is not None and r.passes != before:
+                    out += self._look(ch)
+                if not r.paused:
+                    break
+                before = r.passes
+                events = r.resume()
+            out += self._route(ch, ch.prosody.feed(block, speaking=r.speaking))
         self._samples += len(agent)
         out += self._confirmed(self.cues.advance(self.now))
         return out

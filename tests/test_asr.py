@@ -375,3 +375,42 @@ def test_degrading_stops_the_looks_and_recovering_restores_them():
     pipe.recover()
     assert agent.options.look_s == 0.5 and agent.options.step_s == 1.0
     assert customer.options.finals_only is False and customer.options.look_s is None
+
+
+def test_early_cue_decisions_do_not_depend_on_the_block_size():
+    """Live capture and `coach analyze` feed different block sizes; the look passes (which
+    depend on what the cue engine made of the pass before) must happen at the same audio
+    times either way, so analyze reproduces live."""
+    from coach.asr_types import AsrResult, AsrWord
+    from coach.cues.early import EARLY_CUES
+    from coach.pipeline import Pipeline, PipelineOptions
+    from coach.playbook import load_playbook
+
+    text = ("I'm sorry, but the courier sets the delivery times and we cannot change them. "
+            "Honestly it's only a scratch.").split()
+
+    class Sentences(ScriptedTranscriber):  # the fake's words, read as a real apology
+        def transcribe(self, audio, **kw):
+            r = super().transcribe(audio, **kw)
+            return AsrResult(tuple(AsrWord(" " + text[int(w.text.strip().strip("wx")) % len(text)],
+                                           w.start, w.end, w.probability) for w in r.words))
+
+    sig = speechy([(0.5, 9.0), (10.0, 14.0)], 16.0)
+    pb = load_playbook()
+    runs = []
+    for block_s in (0.1, 0.37, 1.3):
+        tx = Sentences(sig, flicker=False)
+        pipe = Pipeline(tx, EnergyVad, pb, customer_channel=False,
+                        options=PipelineOptions(streaming=StreamingOptions.for_policy("early")))
+        events = pipe.start()
+        b = int(block_s * SR)
+        for i in range(0, len(sig), b):
+            events += pipe.feed(sig[i:i + b])
+        events += pipe.finish()
+        # (voice cues are measured per block of audio: not part of this)
+        runs.append((tx.calls, tx.beams, [e.to_dict() for e in events
+                                          if e.type in ("retract", "word")
+                                          or (e.type == "cue" and e.id in EARLY_CUES)]))
+    assert runs[0][1].count(1) > 0, "look passes happened"
+    assert runs[0] == runs[1] == runs[2]
+    assert any(e["type"] == "cue" for e in runs[0][2])
