@@ -420,3 +420,24 @@ def test_script(path: Path) -> None:
     assert not missed and not wrong, (
         f"{path.name} ({script.title}): missed {missed}, forbidden but fired {wrong}\nfired:\n{detail}"
     )
+
+
+def test_words_committed_late_in_an_open_utterance_still_make_one_sentence() -> None:
+    """The recogniser may commit unsure words seconds after they were said. While the
+    speaker's utterance that holds the last word is still open, the sentence is not
+    judged finished for lack of words: "I ... can hear how annoying this has been" stays
+    one sentence (it was cut after "I" once the clock passed settle_s + skew_s)."""
+    engine = CueEngine(PB, customer_channel=False)
+    out = engine.feed(Activity("agent", 28.9, True))
+    words = [("I", 29.0, 29.2), ("can", 29.2, 29.4), ("hear", 29.4, 29.6),
+             ("how", 29.6, 29.9), ("annoying", 29.9, 30.3), ("this", 30.3, 30.8),
+             ("has", 30.8, 31.6), ("been.", 31.6, 32.3)]
+    w0 = words[0]
+    out += engine.advance(30.0)
+    out += engine.feed(Word("agent", w0[0], w0[1], w0[2], True))
+    out += engine.advance(38.0)  # the rest arrives 6 s after "I"
+    for text, a, b in words[1:]:
+        out += engine.feed(Word("agent", text, a, b, True))
+    out += engine.feed(Activity("agent", 32.4, False))
+    out += engine.flush(40.0)
+    assert "empathy-shown" in [c.id for c in out if hasattr(c, "severity")]

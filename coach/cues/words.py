@@ -97,6 +97,9 @@ class WordRules:
             return []
         if utterance_end is not None and last.end >= utterance_end - self.s.sentence_pause_s:
             return self.complete(speaker)
+        opened = self.st.timeline[speaker].open_start
+        if opened is not None and opened <= last.end + self.s.sentence_pause_s:
+            return []  # still in the utterance of its last word: the rest is on its way
         if self.st.now >= last.end + self.s.settle_s + self.s.skew_s:
             return self.complete(speaker)
         return []
