@@ -83,6 +83,7 @@ class DisplayPolicy:
         self.pace_band: tuple[float, float] | None = None
         self.pace_wpm: float | None = None
         self.talk = {"agent": 0.0, "customer": 0.0}
+        self._talking: dict[str, float] = {}  # speaker -> start of the turn under way
         self._clock = Clock(self.o.clock_tolerance_s)
         self._status = ServiceStatus()
         self._slot: _Slot | None = None
@@ -149,6 +150,12 @@ class DisplayPolicy:
             speaker = msg.get("speaker")
             if speaker in self.talk and start is not None and end is not None and end > start:
                 self.talk[speaker] += end - start
+                self._talking.pop(speaker, None)
+        elif kind == "activity":
+            # the turn under way counts too: "You 0 %" during the agent's first turn is wrong
+            speaker, t = msg.get("speaker"), number(msg.get("t"))
+            if speaker in self.talk and t is not None and msg.get("speaking") is True:
+                self._talking[speaker] = t
         return out + self.tick(now)
 
     def tick(self, now: float) -> list[Decision]:
@@ -206,6 +213,7 @@ class DisplayPolicy:
             if not self.in_call or started_at is None or started_at != self._clock.started_at:
                 # a new call (the same call again after a reconnect keeps its talk split)
                 self.talk = {"agent": 0.0, "customer": 0.0}
+                self._talking.clear()
                 self.pace_wpm = None
                 self._seen.clear()
                 self._retracted.clear()
@@ -426,10 +434,15 @@ class DisplayPolicy:
         return Pace(wpm, band, zone, far)
 
     def _talk(self) -> str | None:
-        total = self.talk["agent"] + self.talk["customer"]
+        talk = dict(self.talk)
+        latest = self._clock.latest_t
+        for speaker, start in self._talking.items():
+            if latest is not None and latest > start:
+                talk[speaker] += latest - start
+        total = talk["agent"] + talk["customer"]
         if total <= 0:
             return None
-        you = round(100 * self.talk["agent"] / total)
+        you = round(100 * talk["agent"] / total)
         return f"You {you}% · Them {100 - you}%"
 
 

@@ -64,6 +64,7 @@
       this.paceBand = null;
       this.paceWpm = null;
       this.talk = { agent: 0, customer: 0 };
+      this.talking = {};      // speaker -> start of the turn under way
       this.clock = this.newClock();
       this.status = this.newStatus();
       this.slot = null;       // {cue, shownAt, lateS, withdrawnAt}
@@ -142,6 +143,16 @@
           if ((msg.speaker === "agent" || msg.speaker === "customer") && s !== null && e !== null
               && e > s) {
             this.talk[msg.speaker] += e - s;
+            delete this.talking[msg.speaker];
+          }
+          break;
+        }
+        case "activity": {
+          // the turn under way counts too: "You 0 %" during the agent's first turn is wrong
+          const t = num(msg.t);
+          if ((msg.speaker === "agent" || msg.speaker === "customer") && t !== null
+              && msg.speaking === true) {
+            this.talking[msg.speaker] = t;
           }
           break;
         }
@@ -207,6 +218,7 @@
         const startedAt = num(msg.started_at);
         if (!this.inCall || startedAt === null || startedAt !== this.clock.startedAt) {
           this.talk = { agent: 0, customer: 0 };
+          this.talking = {};
           this.paceWpm = null;
           this.seen.clear();
           this.retracted.clear();
@@ -410,9 +422,14 @@
     }
 
     talkText() {
-      const total = this.talk.agent + this.talk.customer;
+      const talk = { agent: this.talk.agent, customer: this.talk.customer };
+      const latest = this.clock.latestT;
+      for (const [speaker, start] of Object.entries(this.talking)) {
+        if (latest !== null && latest > start) talk[speaker] += latest - start;
+      }
+      const total = talk.agent + talk.customer;
       if (total <= 0) return null;
-      const you = Math.round(100 * this.talk.agent / total);
+      const you = Math.round(100 * talk.agent / total);
       return "You " + you + "% · Them " + (100 - you) + "%";
     }
   }
