@@ -1,11 +1,14 @@
 """Cue latency in audio time, per streaming policy, side by side in one run.
 
     python bench/cue_latency.py [CALL ...] [--policies early,agreement] [--model tiny.en]
-                                [--heldout N] [--json OUT]
+                                [--heldout N] [--tune N] [--json OUT]
 
 Calls: the demo calls and the LCA call, or the CALLs given; ``--heldout N`` adds the first
 N calls rendered from the held-out half of the judgement corpus (``bench/judge_audio``,
 16 kHz; rendered on first use): phrasings and voices the engine was not tuned on.
+``--tune N`` runs the first N calls of the tuning half instead, and nothing else: that is
+where a policy's settings are chosen, e.g. ``--policies early,early:look_s=0.3``
+(a policy, then ``:`` and comma-free ``key=value`` settings joined by ``+``).
 
 Each call goes through exactly the streaming code live coaching uses (``coach analyze``,
 fed in 0.1 s blocks as live capture is), once per policy. A cue's latency is the audio
@@ -67,12 +70,38 @@ def run(path: Path, ch: str, tx, vad, playbook, sopts: StreamingOptions) -> dict
             "retracted": retracted, "x_realtime": res.duration_s / dt}
 
 
+def _rendered(split: str, n: int) -> list[tuple[Path, str]]:
+    from bench.corpus import load_corpus
+    from bench.judge_audio import render_all
+
+    items = [it for it in load_corpus() if it.split == split]
+    return [(Path(f"{stem}.16k.flac"), "left")
+            for stem, _ in render_all(items, log=lambda m: print(m, file=sys.stderr), limit=n)]
+
+
+def _options(spec: str) -> StreamingOptions:
+    """``early`` or ``early:look_s=0.3+early_prob=0.9``."""
+    name, _, sets = spec.partition(":")
+    if name not in POLICIES:
+        raise SystemExit(f"unknown policy {name}")
+    changes = {}
+    for kv in filter(None, sets.split("+")):
+        key, _, value = kv.partition("=")
+        if key not in StreamingOptions.__dataclass_fields__:
+            raise SystemExit(f"unknown streaming option {key}")
+        changes[key] = None if value == "none" else type(
+            getattr(StreamingOptions(), key) or 0.0)(value)
+    return StreamingOptions.for_policy(name, **changes)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("calls", nargs="*", type=Path)
     ap.add_argument("--policies", default="early,agreement")
     ap.add_argument("--heldout", type=int, default=0,
                     help="also the first N held-out judgement calls, rendered (default: 0)")
+    ap.add_argument("--tune", type=int, default=0,
+                    help="only the first N calls of the tuning half, rendered")
     ap.add_argument("--model", default="tiny.en")
     ap.add_argument("--json")
     args = ap.parse_args()
@@ -80,23 +109,18 @@ def main() -> int:
     lca = DATA / "calls" / "lca" / "auto_repairs_49_L-caller_R-agent.flac"
     if not args.calls and lca.exists():
         calls.append((lca, "right"))
-    if args.heldout:
-        from bench.corpus import load_corpus
-        from bench.judge_audio import render_all
-
-        held = [it for it in load_corpus() if it.split == "heldout"]
-        calls += [(Path(f"{stem}.16k.flac"), "left")
-                  for stem, _ in render_all(held, log=lambda m: print(m, file=sys.stderr))
-                  [:args.heldout]]
+    if args.tune:
+        calls = _rendered("tune", args.tune)
+    elif args.heldout:
+        calls += _rendered("heldout", args.heldout)
     tx = WhisperTranscriber(args.model)
     vad = SileroVad()
     playbook = load_playbook()
     results = {pol: [] for pol in args.policies.split(",")}
+    options = {pol: _options(pol) for pol in results}
     for path, ch in calls:
         for pol in results:
-            if pol not in POLICIES:
-                raise SystemExit(f"unknown policy {pol}")
-            r = run(path, ch, tx, vad, playbook, StreamingOptions.for_policy(pol))
+            r = run(path, ch, tx, vad, playbook, options[pol])
             results[pol].append(r)
             print(f"  {path.name} {pol}: {[(c['id'], c['lat']) for c in r['cues']]}",
                   file=sys.stderr)
@@ -104,7 +128,7 @@ def main() -> int:
             "word cue p95 s", "word cues ≤ 1 s", "retracted", "x real time"]
     rows = []
     groups = list(results.items())
-    if args.heldout:
+    if args.heldout and not args.tune:
         groups = [(f"{pol}, {name}", [r for r in rs if (".16k." in r["call"]) == held])
                   for held, name in ((False, "demo + LCA calls"), (True, "held-out calls"))
                   for pol, rs in results.items()]

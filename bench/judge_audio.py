@@ -119,10 +119,11 @@ def render_call(items: list[Item], agent: Voice, customer: Voice, stem: Path) ->
     return manifest
 
 
-def render_all(items: list[Item], out: Path = OUT,
-               log: Callable[[str], None] = print) -> list[tuple[Path, dict]]:
-    """Render (or reuse from the cache) every call of ``items``: [(stem, manifest)]."""
-    calls = plan_calls(items)
+def render_all(items: list[Item], out: Path = OUT, log: Callable[[str], None] = print,
+               limit: int | None = None) -> list[tuple[Path, dict]]:
+    """Render (or reuse from the cache) every call of ``items`` (the first ``limit``):
+    [(stem, manifest)]."""
+    calls = plan_calls(items)[:limit]
     done = []
     for k, call in enumerate(calls):
         agent, customer = voices_for(k)
