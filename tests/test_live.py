@@ -121,6 +121,22 @@ def test_session_streams_events_and_records_the_call(tmp_path):
     assert meta["finished"] is True and meta["duration"] == pytest.approx(8.0, abs=0.1)
 
 
+def test_memory_a_call_freed_goes_back_at_its_end(tmp_path, monkeypatch):
+    """glibc keeps freed heap pages; the session trims them once the call is over (the
+    shift benchmark measures the effect), and only then."""
+    import coach.live
+
+    assert coach.live.release_freed_memory() is (sys.platform == "linux")
+    released: list[int] = []
+    agent = speechy([(0.5, 2.0)], 3.0)
+    s = _session(ListSource(agent, np.zeros_like(agent)), ScriptedTranscriber(agent), tmp_path, [])
+    monkeypatch.setattr(coach.live, "release_freed_memory",
+                        lambda: released.append(len(s.recorder.dir.name)) or True)
+    s.run()
+    assert len(released) == 1
+    assert json.loads((next(tmp_path.iterdir()) / "call.json").read_text())["finished"]
+
+
 def test_feedback_is_recorded_with_the_call(tmp_path):
     agent = speechy([(0.5, 2.0)], 3.0)
     source = ListSource(agent, np.zeros_like(agent), pace=1.0)
