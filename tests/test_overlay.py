@@ -146,7 +146,10 @@ def xvfb(tmp_path: Path) -> Iterator[dict[str, str]]:
                     "imagemagick)")
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "800x400x24", "-nolisten", "tcp"],
+        # -noreset: by default the server resets when its last client leaves, and a test
+        # that closes one overlay and opens the next could not connect during the reset
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "800x400x24", "-nolisten", "tcp",
+         "-noreset"],
         pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write_fd)
     try:
