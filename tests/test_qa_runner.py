@@ -605,8 +605,11 @@ def test_pool_of_two_on_real_audio_and_sigint(tmp_path):
     out = tmp_path / "qa"
     cmd = [PY, "-m", "coach.qa", str(src), "--sample", "100%", "--out", str(out),
            "--workers", "2", "--progress", "off"]
+    # Ctrl-C as at a terminal: a job started in the background by a shell without job
+    # control (`cmd &` in a script) inherits SIGINT ignored, and so would the QA run
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = out / "results.jsonl"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
