@@ -127,13 +127,14 @@ def test_memory_a_call_freed_goes_back_at_its_end(tmp_path, monkeypatch):
     import coach.live
 
     assert coach.live.release_freed_memory() is (sys.platform == "linux")
-    released: list[int] = []
+    released: list[bool] = []  # was the call recorded and marked finished when trimmed?
     agent = speechy([(0.5, 2.0)], 3.0)
     s = _session(ListSource(agent, np.zeros_like(agent)), ScriptedTranscriber(agent), tmp_path, [])
     monkeypatch.setattr(coach.live, "release_freed_memory",
-                        lambda: released.append(len(s.recorder.dir.name)) or True)
+                        lambda: released.append(json.loads(
+                            (s.recorder.dir / "call.json").read_text())["finished"]) or True)
     s.run()
-    assert len(released) == 1
+    assert released == [True]
     assert json.loads((next(tmp_path.iterdir()) / "call.json").read_text())["finished"]
 
 
