@@ -365,7 +365,9 @@ def test_device_lost_mid_call_keeps_the_timeline_and_comes_back(pulse: _Pulse,
     child = _Child(pulse, tmp_path, "capture")
     try:
         child.wait_for(lambda x: "started" in x, 20, "the capture to start")
-        child.wait_for(lambda x: x.get("t", 0) >= 2.0, 15, "2 s of captured audio")
+        # enough before the loss for several 1 s chunks: one chunk with a gap of the test's
+        # own player in it (a starved paplay on a busy machine) must not decide the match
+        child.wait_for(lambda x: x.get("t", 0) >= 4.5, 20, "4.5 s of captured audio")
         before = child.blocks()
         pulse.unload_devices()  # the headset is unplugged
         lost = child.wait_for(lambda x: x.get("status") == "lost", 5, "a 'lost' status")
@@ -391,7 +393,7 @@ def test_device_lost_mid_call_keeps_the_timeline_and_comes_back(pulse: _Pulse,
     n_before = sum(b["n"] for b in before)
     assert _rms(a[SAMPLE_RATE // 2: n_before]) > 0.003
     matches = _chunk_matches(a[SAMPLE_RATE // 2: n_before], _whole(CALL)[0][: 20 * SAMPLE_RATE])
-    assert matches and float(np.median([m[0] for m in matches])) > 0.9, matches
+    assert len(matches) >= 3 and float(np.median([m[0] for m in matches])) > 0.9, matches
     # zeros while lost, real audio again after
     gap = [b for b in blocks if lost["at"] + 0.3 <= b["t"] < back["at"] - 0.3]
     assert gap and all(b["rms"] == 0.0 for b in gap)
