@@ -1,12 +1,13 @@
 """Streaming transcription vs offline faster-whisper, same model, same run.
 
     python bench/asr_bench.py [--json OUT] [--quick] [--model tiny.en|base]
-                              [--modes early,agreement,sure,finals-only]
+                              [--modes early,early-partials,agreement,sure,finals-only]
 
 For each SpokenWOZ call (agent on the right) and each demo call: the words the streaming
 pipeline commits (exactly what ``coach analyze`` does) under each streaming policy —
-"agreement" (LocalAgreement-2, beam 5, 1 s steps), "early" (the same commits, plus greedy
-look passes on the agent's side for early cues: its transcript should equal agreement's),
+"agreement" (LocalAgreement-2, beam 5, 1 s steps), "early" (the same commits on the
+agent's side, plus greedy look passes there for early cues, and one pass per utterance on
+the customer's side; "early-partials" is early with the customer's side streamed too),
 "sure" (one-pass commits of sure words, agreement for the rest, 0.5 s steps) and
 finals-only — and an offline faster-whisper
 ``transcribe`` of each channel (beam 5, 30 s windows, its Silero VAD filter, no
@@ -107,6 +108,8 @@ def run_stream(path: Path, ch: str, tx, vad, playbook, sopts: StreamingOptions):
 
 
 MODES = {"early": StreamingOptions.for_policy("early"),
+         # early as it was before the customer's side went finals-only (side by side)
+         "early-partials": StreamingOptions.for_policy("early", customer_finals_only=False),
          "sure": StreamingOptions.for_policy("sure"),
          "sure-nohot": StreamingOptions.for_policy("sure", hotwords=()),
          "sure-greedy": StreamingOptions.for_policy("sure", partial_beam=1),

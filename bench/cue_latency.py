@@ -80,7 +80,7 @@ def _rendered(split: str, n: int) -> list[tuple[Path, str]]:
 
 
 def _options(spec: str) -> StreamingOptions:
-    """``early`` or ``early:look_s=0.3+early_prob=0.9``."""
+    """``early`` or ``early:look_s=0.3+early_prob=0.9`` (or ``+customer_finals_only=false``)."""
     name, _, sets = spec.partition(":")
     if name not in POLICIES:
         raise SystemExit(f"unknown policy {name}")
@@ -89,8 +89,9 @@ def _options(spec: str) -> StreamingOptions:
         key, _, value = kv.partition("=")
         if key not in StreamingOptions.__dataclass_fields__:
             raise SystemExit(f"unknown streaming option {key}")
-        changes[key] = None if value == "none" else type(
-            getattr(StreamingOptions(), key) or 0.0)(value)
+        default = getattr(StreamingOptions(), key)
+        changes[key] = (None if value == "none" else value.lower() in ("1", "true", "yes")
+                        if isinstance(default, bool) else type(default or 0.0)(value))
     return StreamingOptions.for_policy(name, **changes)
 
 
