@@ -345,7 +345,8 @@ _THREADS_HELP = ("CPU threads for the speech model; on a 2-core machine one is f
 _POLICIES = ("early", "agreement", "sure")  # coach.asr.POLICIES (kept lazy: no numpy here)
 _POLICY_HELP = ("streaming policy: early (words committed when two passes agree; word cues "
                 "from the words a pass is sure of, before they are committed, withdrawn if "
-                "the committed words disagree), agreement (the same transcript, cues from "
+                "the committed words disagree; the customer's side one pass per "
+                "utterance), agreement (the same agent transcript, cues from "
                 "committed words only) or sure (words also committed from one pass when the "
                 "model is sure of them: faster words, more errors) (default: early)")
 

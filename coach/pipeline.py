@@ -37,7 +37,8 @@ class _Channel:
                  options: PipelineOptions, playbook: Playbook):
         streaming = options.streaming
         if speaker != AGENT:  # early cues are about the agent's words: no look passes
-            streaming = replace(streaming, look_s=None)
+            streaming = replace(streaming, look_s=None, finals_only=(
+                streaming.finals_only or streaming.customer_finals_only))
         self.options = streaming  # full quality, restored after degrading
         self.recognizer = StreamingRecognizer(speaker, transcriber, vad, options=streaming)
         # early cues look at every agent pass before the next frame: identical decisions
@@ -156,6 +157,6 @@ class Pipeline:
                 changes["step_s"] = step_s
                 changes["look_s"] = None  # no look passes while shedding load
             if customer_finals_only is not None and speaker == CUSTOMER:
-                changes["finals_only"] = customer_finals_only
+                changes["finals_only"] = customer_finals_only or ch.options.finals_only
             if changes:
                 ch.recognizer.set_options(**changes)

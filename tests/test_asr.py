@@ -370,11 +370,28 @@ def test_degrading_stops_the_looks_and_recovering_restores_them():
                     options=PipelineOptions(streaming=StreamingOptions.for_policy("early")))
     agent, customer = pipe.channels["agent"].recognizer, pipe.channels["customer"].recognizer
     assert agent.options.look_s == 0.5 and customer.options.look_s is None
+    assert customer.options.finals_only and not agent.options.finals_only
     pipe.degrade(step_s=2.0, customer_finals_only=True)
     assert agent.options.look_s is None and agent.options.step_s == 2.0
     pipe.recover()
     assert agent.options.look_s == 0.5 and agent.options.step_s == 1.0
-    assert customer.options.finals_only is False and customer.options.look_s is None
+    # the customer's side stays finals-only: that is the early policy's, not a degradation
+    assert customer.options.finals_only and customer.options.look_s is None
+
+
+def test_agreement_keeps_the_customers_partials_until_degraded():
+    from coach.pipeline import Pipeline, PipelineOptions
+    from coach.playbook import load_playbook
+
+    sig = speechy([(0.5, 4.0)], 5.0)
+    pipe = Pipeline(ScriptedTranscriber(sig), EnergyVad, load_playbook(), options=PipelineOptions(
+        streaming=StreamingOptions.for_policy("agreement")))
+    customer = pipe.channels["customer"].recognizer
+    assert not customer.options.finals_only
+    pipe.degrade(step_s=2.0, customer_finals_only=True)
+    assert customer.options.finals_only
+    pipe.recover()
+    assert not customer.options.finals_only
 
 
 def test_early_cue_decisions_do_not_depend_on_the_block_size():

@@ -84,3 +84,29 @@ def test_help_states_the_default_streaming_policy(capsys):
             main([cmd, "--help"])
         out = " ".join(capsys.readouterr().out.split())
         assert f"(default: {DEFAULT_POLICY})" in out, cmd
+
+
+def test_under_early_the_customers_side_is_read_once_per_utterance_the_agents_streams():
+    """The default policy streams the agent's words (cues while they speak) and reads each
+    customer utterance in one pass at its end: same words, a fraction of the passes."""
+    talk = speechy([(0.5, 5.5)], 7.0)
+    quiet = np.zeros_like(talk)
+
+    def passes(policy: str, *, customer_speaks: bool) -> tuple[int, list[str]]:
+        tx = ScriptedTranscriber(talk)
+        pipe = Pipeline(tx, EnergyVad, load_playbook(), options=PipelineOptions(
+            streaming=StreamingOptions.for_policy(policy)))
+        agent, customer = (quiet, talk) if customer_speaks else (talk, quiet)
+        out = pipe.start()
+        for i in range(0, len(talk), SR // 10):
+            out += pipe.feed(agent[i:i + SR // 10], customer[i:i + SR // 10])
+        out += pipe.finish()
+        words = [e.text for e in out if getattr(e, "final", False)]
+        return len(tx.calls), words
+
+    n_customer, words_customer = passes("early", customer_speaks=True)
+    n_streamed, words_streamed = passes("agreement", customer_speaks=True)
+    n_agent, _ = passes("early", customer_speaks=False)
+    assert n_customer == 1 and n_streamed >= 4  # one pass at the utterance's end
+    assert n_agent >= 4  # the agent's side still streams
+    assert words_customer == words_streamed and len(words_customer) >= 10
