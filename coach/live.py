@@ -8,7 +8,6 @@ pipeline's clock; wall time only measures lag, which triggers graceful degradati
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import queue
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from coach.events import Cue, Event
+from coach.libc import glibc
 from coach.pipeline import Pipeline, PipelineOptions
 from coach.playbook import Playbook
 
@@ -260,9 +260,8 @@ def release_freed_memory() -> bool:
     pages in its arenas, and calls of different lengths fragment them: over a shift of
     back-to-back calls the service grew ~13 MB a round of ten calls (bench/shift_bench.py);
     trimmed after each call, a call's memory goes back. False where there is no glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):  # macOS, Windows, musl
+    libc = glibc()
+    if libc is None:  # macOS, Windows, musl
         return False
+    libc.malloc_trim(0)
     return True

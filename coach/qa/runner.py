@@ -32,6 +32,7 @@ from typing import Any, TextIO
 
 from coach.errors import CoachError
 from coach.events import AGENT, CUSTOMER, Activity, Event, Prosody, Turn, Word
+from coach.libc import glibc
 from coach.qa.sources import (
     CallSource,
     ChannelRules,
@@ -87,16 +88,11 @@ def _tune_malloc() -> None:
     afresh, page faults and all. Measured on the demo calls: 1.6x the time per call. A
     larger mmap threshold puts those blocks back on the heap; memory is still trimmed,
     above 64 MiB of free heap."""
-    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or not sys.platform.startswith("linux"):
+    libc = glibc()
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or libc is None:  # not glibc: nothing to undo
         return
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):  # not glibc: nothing to undo
-        pass
+    libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+    libc.mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
 
 
 def _pin_blas() -> None:
@@ -151,11 +147,9 @@ def _die_with_parent() -> None:
     workers would otherwise sit idle forever, holding a model each. The kernel is asked to
     kill this process with its parent (Linux), and a watchdog thread checks anyway."""
     parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PDEATHSIG
+    libc = glibc()
+    if libc is not None:
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:  # the parent died before the request took effect
             os._exit(1)
 
