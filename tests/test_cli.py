@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -191,21 +192,22 @@ def test_hour_long_file_streams_in_bounded_memory(tmp_path):
                 block[: speech.shape[0]] += speech
             f.write(block)
     assert p.stat().st_size > 100_000_000
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "coach.cli", "analyze", str(p), "--format", "jsonl",
-         "--progress", "off"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-    out, err = proc.communicate(timeout=900)
-    rss_mb = _peak_rss_mb_of_children()
-    assert proc.returncode == 0, err.decode()
-    last = json.loads(out.decode().splitlines()[-1])
+    out_p, err_p = tmp_path / "out.jsonl", tmp_path / "err.txt"
+    with open(out_p, "wb") as out, open(err_p, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "coach.cli", "analyze", str(p), "--format", "jsonl",
+             "--progress", "off"], stdout=out, stderr=err, cwd=ROOT)
+    watchdog = threading.Timer(900, proc.kill)
+    watchdog.start()
+    try:  # this child's own peak RSS (RUSAGE_CHILDREN would count earlier tests' children)
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        watchdog.cancel()
+    rss_mb = usage.ru_maxrss / 1024
+    assert os.waitstatus_to_exitcode(status) == 0, err_p.read_text()
+    last = json.loads(out_p.read_text().splitlines()[-1])
     assert last["type"] == "call" and last["duration"] == pytest.approx(3600, abs=1)
     assert rss_mb < 700, f"peak RSS {rss_mb:.0f} MB"
-
-
-def _peak_rss_mb_of_children() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def test_core_imports_no_io():
