@@ -340,8 +340,9 @@ _PLAYBOOK_HELP = ("a team playbook (YAML) that overrides parts of the built-in o
                   "(default: the built-in playbook; see `coach cues`)")
 _MODEL_HELP = ("speech model: tiny.en (default, installed with coach), base or small (the "
                "optional extras), or a CTranslate2 Whisper folder")
-_THREADS_HELP = ("CPU threads for the speech model; on a 2-core machine one is faster, as the "
-                 "second is busy with the rest of the pipeline (default: 1)")
+_DEFAULT_THREADS = min(2, os.cpu_count() or 1)  # coach.io.whisper.DEFAULT_THREADS (lazy)
+_THREADS_HELP = ("CPU threads for the speech model (default: 2, or 1 on a one-core machine); "
+                 "the words are the same with any number")
 _POLICIES = ("early", "agreement", "sure")  # coach.asr.POLICIES (kept lazy: no numpy here)
 _POLICY_HELP = ("streaming policy: early (words committed when two passes agree; word cues "
                 "from the words a pass is sure of, before they are committed, withdrawn if "
@@ -370,7 +371,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         "jsonl: one event per line, for tools (default: text)")
     a.add_argument("--playbook", default=None, help=_PLAYBOOK_HELP)
     a.add_argument("--model", default="tiny.en", help=_MODEL_HELP)
-    a.add_argument("--threads", type=int, default=1, help=_THREADS_HELP)
+    a.add_argument("--threads", type=int, default=_DEFAULT_THREADS, help=_THREADS_HELP)
     a.add_argument("--step", type=float, default=None,
                    help="seconds of new audio between recognition passes (default: the "
                         "policy's: 0.5 for sure, 1.0 for agreement and early)")
@@ -432,7 +433,7 @@ def _build_parser() -> argparse.ArgumentParser:
                          "else not shared)")
     lv.add_argument("--playbook", default=None, help=_PLAYBOOK_HELP)
     lv.add_argument("--model", default="tiny.en", help=_MODEL_HELP)
-    lv.add_argument("--threads", type=int, default=1, help=_THREADS_HELP)
+    lv.add_argument("--threads", type=int, default=_DEFAULT_THREADS, help=_THREADS_HELP)
     lv.add_argument("--step", type=float, default=None, help=argparse.SUPPRESS)
     lv.add_argument("--policy", choices=_POLICIES, default=None, help=_POLICY_HELP)
     lv.set_defaults(func=_live)

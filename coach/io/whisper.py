@@ -20,9 +20,13 @@ import numpy as np
 from coach.asr_types import AsrResult, AsrWord
 from coach.errors import MissingDependency, ModelError
 
-__all__ = ["DEFAULT_MODEL", "WhisperTranscriber", "resolve_model"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_THREADS", "WhisperTranscriber", "resolve_model"]
 
 DEFAULT_MODEL = "tiny.en"
+# Two threads make a pass ~1.5x faster on a 2-core machine for ~10 % more CPU and hear the
+# same words as one (tests/test_threads.py): live lag and word cues come down (README: live
+# benchmark). One on a one-core machine. QA's workers take one each.
+DEFAULT_THREADS = min(2, os.cpu_count() or 1)
 _PREPEND = "\"'“¿([{-"
 _APPEND = "\"'.。,，!！?？:：”)]}、"
 # named models shipped on PyPI as two halves of model.bin, joined once into the cache
@@ -140,7 +144,8 @@ def _join_split_model(name: str) -> Path:
 class WhisperTranscriber:
     """One loaded Whisper model; ``transcribe`` runs one pass on a short buffer."""
 
-    def __init__(self, model: str | os.PathLike[str] = DEFAULT_MODEL, *, cpu_threads: int = 1,
+    def __init__(self, model: str | os.PathLike[str] = DEFAULT_MODEL, *,
+                 cpu_threads: int = DEFAULT_THREADS,
                  compute_type: str = "int8", beam_size: int = 5, pad_s: float = 1.0,
                  min_window_s: float = 10.0):
         try:
@@ -149,6 +154,9 @@ class WhisperTranscriber:
         except ImportError as exc:
             raise MissingDependency("speech recognition needs faster-whisper "
                                     "(pip install faster-whisper)") from exc
+        if int(cpu_threads) < 1:
+            raise ModelError(f"the speech model needs at least one CPU thread, not {cpu_threads} "
+                             "(--threads 1 or more)")
         path = resolve_model(model)
         try:
             self._model = WhisperModel(str(path), device="cpu", compute_type=compute_type,

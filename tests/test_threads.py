@@ -1,0 +1,45 @@
+"""The speech model's thread count is a choice of speed, never of words: live coaching and
+`coach analyze` run two model threads by default, QA's workers one each, and all must hear
+a call alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from coach.cli import main
+from coach.events import Cue, Word
+from tests.conftest import SAMPLES
+from tests.test_cli import one_line_error
+
+
+@pytest.mark.parametrize("threads", ["0", "-2"])
+def test_a_thread_count_below_one_is_a_one_line_error(capsys, threads):
+    code = main(["analyze", str(SAMPLES / "04_sorry_on_repeat.flac"), "--threads", threads,
+                 "--progress", "off"])
+    _, err = capsys.readouterr()
+    one_line_error(code, err, "at least one CPU thread", "--threads 1 or more")
+
+
+@pytest.mark.slow
+def test_two_model_threads_hear_a_real_call_as_one_does(data_dir, transcriber, vad):
+    from coach.analyze import analyze_file
+    from coach.io.whisper import WhisperTranscriber
+    from coach.playbook import load_playbook
+
+    wav = data_dir / "calls" / "spokenwoz" / "SNG0072.wav"
+
+    def heard(tx):
+        events: list = []
+        analyze_file(wav, transcriber=tx, make_vad=vad.shared, playbook=load_playbook(None),
+                     agent_channel="right", on_event=events.append)
+        words = [(e.speaker, e.text, round(e.start, 3), round(e.end, 3)) for e in events
+                 if isinstance(e, Word) and e.final]
+        cues = [(e.id, round(e.t, 3)) for e in events if isinstance(e, Cue)]
+        return words, cues
+
+    two = heard(transcriber)  # the session's model: the default, two threads
+    one = heard(WhisperTranscriber(cpu_threads=1))
+    assert len(one[0]) > 100  # a whole call was heard, both sides
+    assert {w[0] for w in one[0]} == {"agent", "customer"}
+    assert two[0] == one[0]
+    assert two[1] == one[1]
