@@ -43,3 +43,11 @@ def test_two_model_threads_hear_a_real_call_as_one_does(data_dir, transcriber, v
     assert {w[0] for w in one[0]} == {"agent", "customer"}
     assert two[0] == one[0]
     assert two[1] == one[1]
+
+
+def test_the_cli_default_is_the_models_default() -> None:
+    from coach import cli
+    from coach.io.whisper import DEFAULT_THREADS
+
+    assert cli._DEFAULT_THREADS == DEFAULT_THREADS
+    assert cli._build_parser().parse_args(["analyze", "x.wav"]).threads == DEFAULT_THREADS
