@@ -20,6 +20,17 @@ def test_a_thread_count_below_one_is_a_one_line_error(capsys, threads):
     one_line_error(code, err, "at least one CPU thread", "--threads 1 or more")
 
 
+@pytest.mark.parametrize("command", ["analyze", "qa"])
+def test_analyze_and_qa_word_a_bad_thread_count_alike(capsys, tmp_path, command):
+    argv = {"analyze": ["analyze", str(SAMPLES / "04_sorry_on_repeat.flac")],
+            "qa": ["qa", str(SAMPLES), "--out", str(tmp_path / "qa")]}[command]
+    code = main([*argv, "--threads", "0", "--progress", "off"])
+    _, err = capsys.readouterr()
+    one_line_error(code, err, "the speech model needs at least one CPU thread, not 0",
+                   "--threads 1 or more")
+    assert not (tmp_path / "qa").exists()  # refused before any worker or output
+
+
 @pytest.mark.slow
 def test_two_model_threads_hear_a_real_call_as_one_does(data_dir, transcriber, vad):
     from coach.analyze import analyze_file

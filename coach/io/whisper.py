@@ -20,13 +20,22 @@ import numpy as np
 from coach.asr_types import AsrResult, AsrWord
 from coach.errors import MissingDependency, ModelError
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_THREADS", "WhisperTranscriber", "resolve_model"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_THREADS", "WhisperTranscriber", "check_threads", "resolve_model"]
 
 DEFAULT_MODEL = "tiny.en"
 # Two threads make a pass ~1.5x faster on a 2-core machine for ~10 % more CPU and hear the
 # same words as one (tests/test_threads.py): live lag and word cues come down (README: live
 # benchmark). One on a one-core machine. QA's workers take one each.
 DEFAULT_THREADS = min(2, os.cpu_count() or 1)
+
+
+def check_threads(n: int) -> None:
+    """A model thread count below one is a mistake on the command line: say so in one line."""
+    if int(n) < 1:
+        raise ModelError(f"the speech model needs at least one CPU thread, not {n} "
+                         "(--threads 1 or more)")
+
+
 _PREPEND = "\"'“¿([{-"
 _APPEND = "\"'.。,，!！?？:：”)]}、"
 # named models shipped on PyPI as two halves of model.bin, joined once into the cache
@@ -154,9 +163,7 @@ class WhisperTranscriber:
         except ImportError as exc:
             raise MissingDependency("speech recognition needs faster-whisper "
                                     "(pip install faster-whisper)") from exc
-        if int(cpu_threads) < 1:
-            raise ModelError(f"the speech model needs at least one CPU thread, not {cpu_threads} "
-                             "(--threads 1 or more)")
+        check_threads(cpu_threads)
         path = resolve_model(model)
         try:
             self._model = WhisperModel(str(path), device="cpu", compute_type=compute_type,

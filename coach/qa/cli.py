@@ -90,13 +90,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def _options(args: argparse.Namespace):
+    from coach.io.whisper import check_threads
     from coach.qa.runner import QaOptions
     from coach.qa.sources import check_channel, parse_sample
 
     if args.workers is not None and args.workers < 1:
         raise CoachError("--workers must be 1 or more")
-    if args.threads is not None and args.threads < 1:
-        raise CoachError("--threads must be 1 or more")
+    if args.threads is not None:
+        check_threads(args.threads)  # the model's own wording, before any worker starts
     if args.beam is not None and not 1 <= args.beam <= 10:
         raise CoachError("--beam must be between 1 and 10")
     from_store = args.source.startswith("store:")
