@@ -10,9 +10,12 @@ the times) it covers.
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
+
+import regex
 
 from .events import Word
 from .playbook import PatternSet
@@ -24,6 +27,7 @@ __all__ = [
     "is_terminal",
     "normalise_word",
     "sentences_of",
+    "settled",
     "spans",
     "split_sentences",
 ]
@@ -219,3 +223,79 @@ class Hit:
 def sentences_of(words: list[Word], pause_s: float = 0.8) -> list[Sentence]:
     """One speaker's final words as sentences."""
     return [Sentence(s) for s in split_sentences(words, pause_s=pause_s) if s]
+
+
+# --- does a match need its right context? --------------------------------------------------
+
+# what in a pattern looks past its own words: an end anchor or a lookahead ("relax(?! and)",
+# "nothing more$"); the wrapper's closing "(?!\w)" only checks the match ends a word
+_LOOKS_RIGHT = re.compile(r"\$|\\Z|\(\?[=!]")
+
+
+def _branches(source: str) -> list[str]:
+    """The top-level alternatives of one pattern ("calm down|relax(?! and)" -> two)."""
+    out, depth, start, i, in_class = [], 0, 0, 0, False
+    while i < len(source):
+        ch = source[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            out.append(source[start:i])
+            start = i + 1
+        i += 1
+    out.append(source[start:])
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _free_alternatives(sources: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """The alternatives of a pattern set that decide on their own words only."""
+    out = []
+    for b in (b for p in sources for b in _branches(p)):
+        if b and not _LOOKS_RIGHT.search(b):
+            try:
+                out.append(re.compile(rf"(?<!\w)(?:{b})(?!\w)"))
+            except re.error:  # split where it should not have been: such a branch waits
+                pass
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _partial(sources: tuple[str, ...]) -> Any:
+    """A pattern set for partial matching (None: cannot be read that way)."""
+    body = "|".join(f"(?:{p})" for p in sources)
+    try:
+        return regex.compile(rf"(?<!\w)(?:{body})(?!\w)")
+    except regex.error:
+        return None
+
+
+def settled(s: Sentence, ps: PatternSet, excepted: PatternSet | None, a: int, b: int) -> bool:
+    """Whether the match of ``ps`` over tokens [a, b) of a sentence still being heard stands
+    whatever words follow, so a cue need not wait for right context: an alternative that
+    reads only its own words (no end anchor, no lookahead) matches there, and no exception overlapping
+    it (tokens a-5 to b, as the cue rules read exceptions) matches, or could match once more
+    words come (``regex``'s partial matching over the words so far, the last one complete)."""
+    at = s.char_of(a)
+    if not any(rx.match(s.text, at) for rx in _free_alternatives(ps.sources)):
+        return False
+    if not excepted:
+        return True
+    rx = _partial(excepted.sources)
+    if rx is None:
+        return False
+    for m in rx.finditer(s.text + " ", partial=True):
+        ea, eb = s.span(m.start(), min(m.end(), len(s.text)))
+        if m.end() > m.start() and ea < b and eb > a - 5:
+            return False
+    return True
+

@@ -206,3 +206,64 @@ def test_judgement_does_not_depend_on_how_late_the_words_arrive() -> None:
         out += engine.flush(last + 1.0)
         got = {c.id for c in out if isinstance(c, Cue)}
         assert {"blame-shift", "conditional-apology"} <= got, (lag, got)
+
+
+def _first_fired(text: str, cue_id: str) -> tuple[int | None, list[Word]]:
+    """Feed the agent's words one by one; the index of the word on which ``cue_id`` fired."""
+    ws = _words("agent", text, 1.0)
+    e = CueEngine(PB)
+    for i, w in enumerate(ws):
+        if any(isinstance(c, Cue) and c.id == cue_id for c in e.feed(w)):
+            return i, ws
+    return None, ws
+
+
+def test_a_phrase_no_words_can_undo_is_decided_at_once() -> None:
+    # "I guarantee": no exception can still overlap it, nothing in it looks past its words
+    i, ws = _first_fired("I guarantee it will be there tomorrow", "empty-promise")
+    assert i == 1  # on "guarantee" itself, not confirm_s of words later
+    # "the courier lost it": blame in its own words
+    i, ws = _first_fired("well the courier lost it somewhere in the depot", "blame-shift")
+    assert i is not None and ws[i].text == "lost"
+
+
+def test_a_phrase_the_next_words_could_excuse_waits_for_them() -> None:
+    # "it is only a ..." may go on "... matter of time" (an exception): wait until a word
+    # rules that out ("small"), then decide
+    i, ws = _first_fired("honestly it is only a small delay on the line", "minimizing")
+    assert i is not None and ws[i].text == "small"
+    assert _first_fired("honestly it is only a matter of time now", "minimizing")[0] is None
+    # "that is company policy" may go on "... policy allows me to refund it"
+    i, ws = _first_fired("that is company policy so there we are", "blame-shift")
+    assert i is not None and ws[i].text != "policy"
+    assert _first_fired("that is company policy allows a refund here", "blame-shift")[0] is None
+    # "these things happen" looks past its words ("... happen to be ..."): waits as before
+    i, ws = _first_fired("these things happen sometimes you know", "minimizing")
+    assert i is not None and ws[i].end - ws[2].end >= PB.settings.confirm_s
+
+
+def test_settled_reads_exceptions_and_lookaheads() -> None:
+    from coach.language import Sentence, settled
+
+    def check(cue: str, group: str, text: str) -> list[bool]:
+        spec = PB.cue(cue)
+        s = Sentence(_words("agent", text, 0.0))
+        return [settled(s, spec.patterns[group], spec.patterns.get("except"), h.a, h.b)
+                for h in s.hits(spec.patterns[group])]
+
+    assert check("empty-promise", "promise", "I guarantee") == [True]
+    assert check("casual-apology", "casual", "oops") == [True]  # no exceptions at all
+    assert check("minimizing", "minimizing", "well it is only a") == [False]
+    assert check("minimizing", "minimizing", "it is only a small delay") == [True]
+    assert check("minimizing", "minimizing", "just relax") == [False]  # relax(?! and)
+    assert check("blame-shift", "blame", "that is company policy") == [False]
+
+
+def test_settled_reads_each_alternative_of_a_pattern_on_its_own() -> None:
+    from coach.language import _branches
+
+    # "calm down|settle down|relax(?! and)|...": only "relax" looks past its words
+    assert _branches("calm down|relax(?! and)|take (?:it|things) easy|[|]x") == [
+        "calm down", "relax(?! and)", "take (?:it|things) easy", "[|]x"]
+    i, ws = _first_fired("settle down please we will get there", "minimizing")
+    assert i is not None and ws[i].text == "down"

@@ -8,7 +8,9 @@ and expressions of frustration.
 
 A decision that could still be overturned by the words that follow ("sorry, could you...",
 "..., but let me fix that") waits for ``confirm_s`` / the pattern's own wait of right
-context in audio time, or for the sentence to end. When the sentence ends it is analysed
+context in audio time, or for the sentence to end; a sentence-level match no following
+words can undo (no exception could still overlap it, nothing in it looks past its words:
+:func:`~coach.language.settled`) is decided at once. When the sentence ends it is analysed
 whole, exactly as QA analyses it, and a cue the whole sentence does not bear out is
 withdrawn.
 """
@@ -19,7 +21,7 @@ from collections.abc import Callable
 
 from ..apology import Apology, ApologyAnalyser
 from ..events import AGENT, CUSTOMER, Cue, Event, Word
-from ..language import Hit, Sentence, evidence_words, is_terminal, normalise_word, spans
+from ..language import Hit, Sentence, evidence_words, is_terminal, normalise_word, settled, spans
 from ..playbook import CueSpec
 from .hygiene import Hygiene
 from .state import CallState
@@ -271,7 +273,8 @@ class WordRules:
         out: list[Event] = []
         for h in s.hits(ps):
             key = (spec.id, h.a)
-            if key in op.seen or not self._ripe(s, h.b, complete):
+            if key in op.seen or not (self._ripe(s, h.b, complete)
+                                      or settled(s, ps, spec.patterns.get("except"), h.a, h.b)):
                 continue  # an exception ("...only a matter of time") may still follow
             op.seen.add(key)
             if self._excepted(s, spec, h.a, h.b):
