@@ -293,9 +293,9 @@ def settled(s: Sentence, ps: PatternSet, excepted: PatternSet | None, a: int, b:
     rx = _partial(excepted.sources)
     if rx is None:
         return False
-    for m in rx.finditer(s.text + " ", partial=True):
+    # as if more words follow (partial matches), and as if the sentence ended here ("...$")
+    for m in [*rx.finditer(s.text + " ", partial=True), *rx.finditer(s.text)]:
         ea, eb = s.span(m.start(), min(m.end(), len(s.text)))
         if m.end() > m.start() and ea < b and eb > a - 5:
             return False
     return True
-

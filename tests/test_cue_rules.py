@@ -258,6 +258,18 @@ def test_settled_reads_exceptions_and_lookaheads() -> None:
     assert check("minimizing", "minimizing", "just relax") == [False]  # relax(?! and)
     assert check("blame-shift", "blame", "that is company policy") == [False]
 
+    # an exception anchored at the sentence's end applies if the sentence ends right there
+    import re
+
+    from coach.playbook import PatternSet
+
+    def ps(src: str) -> PatternSet:
+        return PatternSet("p", (src,), re.compile(rf"(?<!\w)(?:{src})(?!\w)"))
+
+    s = Sentence(_words("agent", "it is only a dog", 0.0))
+    assert not settled(s, ps("only a"), ps("a dog$"), 2, 4)
+    assert settled(s, ps("only a"), ps("a cat$"), 2, 4)
+
 
 def test_settled_reads_each_alternative_of_a_pattern_on_its_own() -> None:
     from coach.language import _branches
