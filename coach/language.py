@@ -270,11 +270,10 @@ def _free_alternatives(sources: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
 
 
 @functools.lru_cache(maxsize=256)
-def _partial(sources: tuple[str, ...]) -> Any:
-    """A pattern set for partial matching (None: cannot be read that way)."""
-    body = "|".join(f"(?:{p})" for p in sources)
+def _partial(pattern: str) -> Any:
+    """The playbook's compiled pattern, for partial matching (None: cannot be read that way)."""
     try:
-        return regex.compile(rf"(?<!\w)(?:{body})(?!\w)")
+        return regex.compile(pattern)
     except regex.error:
         return None
 
@@ -288,9 +287,9 @@ def settled(s: Sentence, ps: PatternSet, excepted: PatternSet | None, a: int, b:
     at = s.char_of(a)
     if not any(rx.match(s.text, at) for rx in _free_alternatives(ps.sources)):
         return False
-    if not excepted:
+    if excepted is None or excepted.regex is None:
         return True
-    rx = _partial(excepted.sources)
+    rx = _partial(excepted.regex.pattern)
     if rx is None:
         return False
     # as if more words follow (partial matches), and as if the sentence ended here ("...$")
