@@ -856,3 +856,23 @@ def test_exports_of_a_stored_call(store) -> None:
     cues = _parse_vtt(export(call, "vtt"))
     assert [c[2] for c in cues] == ["Customer", "Agent"]
     assert list(csv.reader(io.StringIO(export(call, "csv"))))[1][:3] == [cid, "0", "sorry-but"]
+
+
+def test_opening_a_new_database_waits_for_another_opener(tmp_path) -> None:
+    """Switching a new SQLite file to WAL needs it to itself, and SQLite says "locked" at
+    once rather than waiting: a second process opening the same new database at that
+    instant (two importers started together) must wait, not fail."""
+    path = tmp_path / "coach.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # a writer mid-transaction: WAL switch fails at once
+    holder.execute("CREATE TABLE held (x)")
+    release = threading.Timer(0.4, lambda: holder.execute("ROLLBACK"))
+    release.start()
+    try:
+        with open_store(f"sqlite:///{path}") as s:
+            assert s.list_calls()[1] == 0
+    finally:
+        release.join()
+        holder.close()
+    with sqlite3.connect(path) as c:
+        assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -15,7 +15,9 @@ import json
 import math
 import os
 import re
+import sqlite3
 import stat
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -209,7 +211,7 @@ class Store:
             cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             cur.execute("PRAGMA foreign_keys = ON")
             if not memory:
-                cur.execute("PRAGMA journal_mode = WAL")
+                _use_wal(cur)
                 cur.execute("PRAGMA synchronous = NORMAL")  # WAL: durable across crashes
             cur.execute("PRAGMA cache_size = -32000")
             cur.close()
@@ -683,6 +685,24 @@ def _prepare_sqlite_file(path: Path, secure_dir: Path | None) -> None:
     except OSError as exc:
         raise StoreError(f"cannot create the database {path}: {exc.strerror or exc}") from exc
     _tighten(path)
+
+
+def _use_wal(cur: sqlite3.Cursor) -> None:
+    """Put the database in WAL mode (it stays so in the file). Switching needs the file to
+    itself and SQLite answers "locked" at once, without waiting for the busy timeout, when
+    another process is opening the same new database at that instant: wait and retry."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 def _chmod_own(p: Path, mode: int) -> None:
