@@ -26,7 +26,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["BY_CUE", "KNOWN", "clock", "describe", "figures", "parts", "quote_words"]
+__all__ = ["BY_CUE", "KNOWN", "clock", "describe", "figures", "parts", "quote_words",
+           "withdrawal"]
 
 # kind -> (unit suffix, decimals). "time" is a moment of the call shown as m:ss,
 # "count" a plain whole number, "pct" a fraction shown as a percentage.
@@ -79,6 +80,8 @@ KNOWN: dict[str, tuple[str, str]] = {
     "talk_s": ("{} of agent talk", "s"),
     # cue hygiene
     "downgraded_from": ("shown as a nudge: another warning was on screen", "flag"),
+    # a cue the words after it showed wrong (a retraction): {"at": s, "reason": "..."}
+    "withdrawn": ("withdrawn", "withdrawn"),
 }
 """Evidence key -> (label, kind). Kinds: words, time (a moment of the call), span (two
 moments), flag (the label alone when the value is set), count, number, and the units of
@@ -195,6 +198,8 @@ def _figure(key: str, value: Any, cue_id: str | None = None) -> str | None:
         return _put(label, q) if q else None
     if kind == "flag":
         return label if value not in (False, "", 0) else None
+    if kind == "withdrawn":
+        return _put(label, withdrawal(value)) if isinstance(value, Mapping) or value else None
     if kind == "span" or (kind in ("number", "time") and _pair(value)):
         return _put(label, f"{clock(value[0])}–{clock(value[1])}") if _pair(value) else None
     if isinstance(value, bool):
@@ -210,6 +215,16 @@ def _figure(key: str, value: Any, cue_id: str | None = None) -> str | None:
         items = [x for x in (_plain(v) for v in value) if x]
         return f"{label}: {', '.join(items)}" if items else None
     return None
+
+
+def withdrawal(value: Any) -> str:
+    """When and why a cue was withdrawn, as a person reads it: "at 0:03: the agent fixed
+    it straight after" ("" when nothing is known)."""
+    if not isinstance(value, Mapping):
+        return ""
+    at, reason = value.get("at"), str(value.get("reason") or "").strip()
+    when = f"at {clock(at)}" if _is_num(at) else ""
+    return ": ".join(x for x in (when, reason) if x)
 
 
 def _plain(v: Any) -> str | None:

@@ -29,6 +29,14 @@ def test_words_far_apart_are_quoted_separately_in_time_order():
     assert describe(ev) == "“sorry” at 0:12, “so sorry” at 0:30"
 
 
+def test_a_withdrawn_cue_says_when_and_why_in_words():
+    ev = {"words": [w("sorry", 4.0), w("but", 4.3)],
+          "withdrawn": {"at": 63.5, "reason": "the agent fixed it straight after"}}
+    assert describe(ev) == "“sorry but” at 0:04; withdrawn at 1:03: the agent fixed it straight after"
+    assert describe({"withdrawn": {"at": None, "reason": ""}}) == "withdrawn"
+    assert describe({"withdrawn": {"at": 2.0}}) == "withdrawn at 0:02"
+
+
 def test_clock():
     assert clock(0) == "0:00"
     assert clock(42.9) == "0:42"

@@ -223,6 +223,7 @@ def test_get_call(server, store):
     assert [w["text"] for w in cues["qualified-apology"]["evidence"]["words"]] == ["sorry,", "but"]
     assert cues["pace-fast"]["feedback"] == "dismissed"  # the agent's dismiss, as recorded
     assert cues["qualified-apology"]["feedback"] is None
+    assert all(c["withdrawn"] is None for c in call["cues"])  # none withdrawn on this call
     # the evidence as a person reads it (coach.evidence), next to the raw dict
     but = cues["qualified-apology"]["evidence"]["words"][0]
     assert cues["qualified-apology"]["evidence_text"] == (

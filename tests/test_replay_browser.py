@@ -33,7 +33,12 @@ def calls(tmp_path_factory, transcriber, vad):
     """A store with the demo call (real audio, real pipeline events) and a quiet call."""
     store = open_store(f"sqlite:///{tmp_path_factory.mktemp('replay-ui') / 'coach.db'}")
     audio = SAMPLES / f"{DEMO}.flac"
-    demo = save_analysis(store, audio, pipeline_events(audio, transcriber, vad),
+    events = pipeline_events(audio, transcriber, vad)
+    # one cue withdrawn, as live coaching records it when the words after a cue undo it
+    gone = [e for e in events if e["type"] == "cue"][-3]
+    events.append({"type": "retract", "id": gone["id"], "t": gone["t"], "at": gone["t"] + 1.2,
+                   "reason": "the agent fixed it straight after"})
+    demo = save_analysis(store, audio, events,
                          {"agent": "Dana", "started_at": "2025-03-04T09:30:00Z",
                           "model": transcriber.name})
     store.set_score(demo, 34)
@@ -201,7 +206,18 @@ def test_call_page_cue_marker_plays_its_evidence(tab, calls, server):
     assert "flagged it as wrong" in page.inner_text(f".cue-card.flagged[data-idx='{flagged}']")
     assert "dismissed" in page.inner_text(f".cue-card.dismissed[data-idx='{dismissed}']")
     assert page.locator(f".marker.flagged[data-idx='{flagged}']").count() == 1
-    assert page.locator(".cue-card .fb-badge").count() == 2
+    # a withdrawn cue stays on the page, marked as such, with when and why
+    gone = [c for c in call["cues"] if c["withdrawn"] is not None]
+    assert len(gone) == 1 and gone[0]["withdrawn"].endswith(": the agent fixed it straight after")
+    assert "withdrawn" not in gone[0]["evidence_text"]
+    card = page.inner_text(f".cue-card.withdrawn[data-idx='{gone[0]['idx']}']")
+    assert f"Withdrawn {gone[0]['withdrawn']}" in card, card
+    assert page.locator(f".marker.withdrawn[data-idx='{gone[0]['idx']}']").count() == 1
+    assert page.locator(".cue-card.withdrawn").count() == 1
+    assert "(1 withdrawn)" in page.inner_text("#facts")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator(".cue-card.withdrawn").screenshot(path=str(ARTIFACTS / "replay-withdrawn.png"))
+    assert page.locator(".cue-card .fb-badge").count() == 3
     assert page.locator(".seg.agent").count() > 0 and page.locator(".seg.customer").count() > 0
 
     page.click(f".marker[data-idx='{cue['idx']}']")

@@ -780,7 +780,8 @@ def _call_dict() -> dict:
                       "advice": "x", "feedback": "flagged",
                       "evidence": {"words": [{"text": "sorry", "start": 4.0, "end": 4.2},
                                              {"text": "but", "start": 4.3, "end": 4.5}],
-                                   "gap_s": 0.4}},
+                                   "gap_s": 0.4,
+                                   "withdrawn": {"at": 63.5, "reason": "the agent fixed it"}}},
                      {"idx": 1, "id": "pace-fast", "t": 3730.0, "speaker": "agent",
                       "severity": "nudge", "title": "Slow down", "advice": "y",
                       "feedback": None, "evidence": {"wpm": 201}}],
@@ -834,10 +835,11 @@ def test_srt() -> None:
 def test_csv_of_cues() -> None:
     rows = list(csv.reader(io.StringIO(to_csv(_call_dict()))))
     assert rows[0] == CSV_COLUMNS == ["call_id", "idx", "id", "t", "speaker", "severity",
-                                      "title", "evidence", "feedback"]
+                                      "title", "evidence", "feedback", "withdrawn"]
     assert rows[1] == ["c" * 32, "0", "sorry-but", "4.5", "agent", "warn",
-                       'Drop the "but", please', "sorry but; gap_s=0.4", "flagged"]
-    assert rows[2][2] == "pace-fast" and rows[2][7] == "wpm=201" and rows[2][8] == ""
+                       'Drop the "but", please', "sorry but; gap_s=0.4", "flagged",
+                       "withdrawn at 1:03: the agent fixed it"]
+    assert rows[2][2] == "pace-fast" and rows[2][7] == "wpm=201" and rows[2][8:] == ["", ""]
 
 
 def test_json_and_unknown_format() -> None:

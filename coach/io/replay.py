@@ -45,7 +45,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coach.errors import AudioError
-from coach.evidence import describe
+from coach.evidence import describe, withdrawal
 from coach.io.httprange import RangeError, parse_range
 from coach.io.peaks import (
     DEFAULT_BUCKETS,
@@ -135,6 +135,10 @@ class CueOut(BaseModel):
                                      description="triggering words and/or measured figures")
     evidence_text: str = Field("", description="the evidence as a person reads it: words "
                                                "quoted with their time, figures with units")
+    withdrawn: str | None = Field(
+        None, description="null for a standing cue; for a cue the words after it showed "
+                          "wrong, when and why it was withdrawn (\"at 1:03: the agent fixed "
+                          "it straight after\"; may be empty)")
     feedback: Literal["dismissed", "flagged"] | None = Field(
         None, description="the agent's reaction to the cue during the call")
     feedback_at: datetime | None = None
@@ -331,6 +335,15 @@ def _safe_name(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-")[:60] or "call"
 
 
+def _cue_out(cue: dict[str, Any]) -> dict[str, Any]:
+    """A stored cue for the pages: its evidence in words, and whether it was withdrawn
+    (kept apart from the evidence, so the page can mark the cue rather than quote it)."""
+    ev = cue.get("evidence") if isinstance(cue.get("evidence"), dict) else {}
+    standing = {k: v for k, v in ev.items() if k != "withdrawn"}
+    return {**cue, "evidence_text": describe(standing, cue_id=cue.get("id")),
+            "withdrawn": withdrawal(ev["withdrawn"]) if "withdrawn" in ev else None}
+
+
 def _cue_types() -> list[dict[str, Any]]:
     from coach.playbook import load_playbook
 
@@ -480,9 +493,8 @@ def create_replay_app(store: Any, *, token: str | None = None, access: Any = Non
              tags=["calls"], summary="One call: words, cues, notes and prosody")
     def get_call(call_id: str) -> dict[str, Any]:
         call = call_or_404(call_id)
-        for c in call["cues"]:
-            c["evidence_text"] = describe(c.get("evidence"), cue_id=c.get("id"))
-        return {**call, "prosody": store.prosody(call_id)}
+        return {**call, "cues": [_cue_out(c) for c in call["cues"]],
+                "prosody": store.prosody(call_id)}
 
     @app.get("/api/calls/{call_id}/peaks", response_model=PeaksOut, responses=errors,
              tags=["audio"], summary="Waveform peaks per channel (agent, customer)")
@@ -595,8 +607,7 @@ def create_replay_app(store: Any, *, token: str | None = None, access: Any = Non
         if cue is None:
             raise HTTPException(404, f"no cue {idx} in call {call_id}")
         store.set_feedback(call_id, idx, body.feedback)
-        return {**cue, "feedback": body.feedback,
-                "evidence_text": describe(cue.get("evidence"), cue_id=cue.get("id"))}
+        return _cue_out({**cue, "feedback": body.feedback})
 
     if extend is not None:
         extend(app)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from coach.events import Word
+from coach.evidence import withdrawal
 from coach.redact import RedactOptions, redact_texts, redact_words
 from coach.store.schema import StoreError
 from coach.summary import Line, transcript_lines
@@ -23,7 +24,7 @@ __all__ = ["CSV_COLUMNS", "FORMATS", "evidence_text", "export", "lines", "timest
            "to_csv", "to_json", "to_srt", "to_vtt"]
 
 CSV_COLUMNS = ["call_id", "idx", "id", "t", "speaker", "severity", "title", "evidence",
-               "feedback"]
+               "feedback", "withdrawn"]
 VOICES = {"agent": "Agent", "customer": "Customer"}
 
 
@@ -112,14 +113,23 @@ def to_json(call: dict[str, Any], *, redact: RedactOptions | None = None) -> str
 
 
 def evidence_text(evidence: Any) -> str:
-    """Evidence in words: the quoted words, then any measured figures (k=v)."""
+    """Evidence in words: the quoted words, then any measured figures (k=v). A withdrawal
+    is not evidence: it has its own column."""
     if not isinstance(evidence, dict):
         return ""
+    evidence = {k: v for k, v in evidence.items() if k != "withdrawn"}
     parts = [" ".join(str(w["text"]) for w in v) for v in evidence.values() if _is_words(v)]
     figures = [f"{k}={v}" for k, v in evidence.items() if not _is_words(v)]
     if figures:
         parts.append(", ".join(figures))
     return "; ".join(parts)
+
+
+def _withdrawn(evidence: Any) -> str:
+    """"" for a standing cue; else "withdrawn", with when and why if known."""
+    if not isinstance(evidence, dict) or "withdrawn" not in evidence:
+        return ""
+    return " ".join(x for x in ("withdrawn", withdrawal(evidence["withdrawn"])) if x)
 
 
 def to_csv(call: dict[str, Any], *, redact: RedactOptions | None = None) -> str:
@@ -131,7 +141,8 @@ def to_csv(call: dict[str, Any], *, redact: RedactOptions | None = None) -> str:
     for c in call.get("cues") or []:
         w.writerow([call.get("id", ""), c.get("idx"), c.get("id"), c.get("t"),
                     c.get("speaker"), c.get("severity"), c.get("title"),
-                    evidence_text(c.get("evidence")), c.get("feedback") or ""])
+                    evidence_text(c.get("evidence")), c.get("feedback") or "",
+                    _withdrawn(c.get("evidence"))])
     return buf.getvalue()
 
 

@@ -33,10 +33,12 @@ function renderHead(call) {
   $("title").textContent = `${who} · ${fmtDate(call.started_at)}`;
   $("crumb").textContent = who;
   const nCues = call.cues.length;
+  const nWithdrawn = call.cues.filter(isWithdrawn).length;
   const facts = [
     el("span", {}, "Length ", el("b", { class: "num", text: fmtTime(call.duration_s ?? duration, true) })),
     el("span", {}, "Score ", el("span", { class: "score " + scoreClass(call.score), text: scoreText(call.score, call.n_words ?? call.words.length) })),
-    el("span", {}, el("b", { text: String(nCues) }), nCues === 1 ? " cue" : " cues"),
+    el("span", {}, el("b", { text: String(nCues) }), nCues === 1 ? " cue" : " cues",
+      nWithdrawn ? el("span", { class: "muted", text: ` (${nWithdrawn} withdrawn)` }) : ""),
     el("span", {}, el("b", { text: String(call.n_words ?? call.words.length) }), " words"),
   ];
   if (call.status && call.status !== "complete") {
@@ -130,14 +132,24 @@ function layoutMarkers() {
   }
 }
 
+/** A cue the words after it showed wrong: kept on the page, marked, never scored. */
+function isWithdrawn(cue) {
+  return cue.withdrawn !== null && cue.withdrawn !== undefined;
+}
+
+function withdrawnText(cue) {
+  return cue.withdrawn ? `Withdrawn ${cue.withdrawn}` : "Withdrawn";
+}
+
 function renderCueMarkers() {
   const lane = $("cue-lane");
   lane.replaceChildren();
   for (const cue of [...cues].sort((a, b) => a.t - b.t)) {
-    const fb = cue.feedback ? " " + cue.feedback : "";
+    const fb = (cue.feedback ? " " + cue.feedback : "") + (isWithdrawn(cue) ? " withdrawn" : "");
     lane.append(el("button", {
       class: `marker ${sevClass(cue.severity)}${fb}`, type: "button",
-      title: `${fmtTime(cue.t)} · ${cue.title} (${cue.id})` + (cue.feedback ? ` — ${cue.feedback} by the agent` : ""),
+      title: `${fmtTime(cue.t)} · ${cue.title} (${cue.id})` + (cue.feedback ? ` — ${cue.feedback} by the agent` : "")
+        + (isWithdrawn(cue) ? ` — ${withdrawnText(cue).toLowerCase()}` : ""),
       "aria-label": `cue ${cue.title} at ${fmtTime(cue.t)}`,
       dataset: { idx: String(cue.idx), t: String(cue.t) }, style: `left: ${pct(cue.t)}`,
       onclick: () => focusCue(cue, true),
@@ -176,8 +188,9 @@ function renderCueList() {
   for (const cue of [...cues].sort((a, b) => a.t - b.t)) {
     const fb = cue.feedback === "dismissed" ? el("span", { class: "fb-badge dismissed", text: "Agent dismissed it" })
       : cue.feedback === "flagged" ? el("span", { class: "fb-badge flagged", text: "⚑ Agent flagged it as wrong" }) : null;
+    const gone = isWithdrawn(cue) ? el("span", { class: "fb-badge withdrawn", text: withdrawnText(cue) }) : null;
     list.append(el("li", {
-      class: `cue-card ${sevClass(cue.severity)}${cue.feedback ? " " + cue.feedback : ""}`,
+      class: `cue-card ${sevClass(cue.severity)}${cue.feedback ? " " + cue.feedback : ""}${gone ? " withdrawn" : ""}`,
       dataset: { idx: String(cue.idx) }, tabindex: "0",
       onclick: () => focusCue(cue, true),
       onkeydown: (e) => { if (e.key === "Enter") focusCue(cue, true); },
@@ -186,7 +199,7 @@ function renderCueList() {
       el("span", { class: "t", text: fmtTime(cue.t) })),
     el("div", { class: "quote", text: quote(cue) }),
     el("div", { class: "advice", text: cue.advice }),
-    fb ? el("div", { class: "fb" }, fb) : null));
+    fb || gone ? el("div", { class: "fb" }, gone, fb) : null));
   }
 }
 
