@@ -421,6 +421,11 @@ def test_call_list_shows_cue_titles_and_the_cli_length(tab, calls):
     titles = {c["id"]: c["title"] for c in call["cues"]}
     for cue_id, text in chips:
         assert text.startswith(titles[cue_id]) and cue_id not in text
+    # the withdrawn cue is not counted among the call's cues (nor found by the cue filter)
+    standing = {c["id"] for c in call["cues"] if "withdrawn" not in c["evidence"]}
+    gone = {c["id"] for c in call["cues"]} - standing
+    assert gone and not gone & {cue_id for cue_id, _ in chips}
+    assert not gone & set(store.list_calls(agent="Dana")[0][0]["cue_counts"])
     from coach.store.cli import _duration
 
     length = page.inner_text(f"tr[data-id='{ids['demo']}'] td.num >> nth=0")

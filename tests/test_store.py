@@ -493,6 +493,46 @@ def test_migrations_apply_in_order_and_roll_back_on_failure(store_url, monkeypat
             assert S.current_version(conn) == nxt - 1
 
 
+def _withdrawn_call_events() -> list[dict]:
+    ev = call_events()
+    ev.insert(-1, {"type": "retract", "id": "sorry-but", "t": 7.5, "at": 8.9,
+                   "reason": "the agent fixed it straight after"})
+    return ev
+
+
+def test_withdrawn_cues_are_kept_but_not_counted_or_found(store_url) -> None:
+    with open_store(store_url) as s:
+        cid = s.add_call(meta={"started_at": T0}, events=_withdrawn_call_events(),
+                         audio_path=None)
+        (row,), _ = s.list_calls()
+        assert row["cue_counts"] == {"frustration-unacknowledged": 1}
+        assert s.list_calls(cue="sorry-but")[1] == 0
+        assert s.list_calls(cue="frustration-unacknowledged")[1] == 1
+        gone = {c["id"]: c["evidence"].get("withdrawn") for c in s.get_call(cid)["cues"]}
+        assert gone == {"sorry-but": {"at": 8.9, "reason": "the agent fixed it straight after"},
+                        "frustration-unacknowledged": None}
+
+
+def test_upgrading_stops_counting_withdrawn_cues(store_url) -> None:
+    from sqlalchemy import delete, update
+
+    # a call stored by a coach that counted its withdrawn cue (schema version 4)
+    with open_store(store_url) as s:
+        cid = s.add_call(meta={"started_at": T0}, events=_withdrawn_call_events(),
+                         audio_path=None)
+        other = s.add_call(meta={"started_at": T0, "agent": "B"}, events=call_events(),
+                           audio_path=None)
+        with s._write() as conn:
+            conn.execute(update(S.calls).where(S.calls.c.id == cid).values(
+                cue_counts='{"frustration-unacknowledged": 1, "sorry-but": 1}'))
+            conn.execute(delete(S.schema_version).where(S.schema_version.c.version == 5))
+    with open_store(store_url) as s:
+        assert s.version == S.LATEST_VERSION
+        counts = {r["id"]: r["cue_counts"] for r in s.list_calls()[0]}
+        assert counts[cid] == {"frustration-unacknowledged": 1}
+        assert counts[other] == {"frustration-unacknowledged": 1, "sorry-but": 1}
+
+
 def test_newer_database_is_refused(store_url) -> None:
     with open_store(store_url) as s, s._write() as conn:
         conn.execute(S.schema_version.insert().values(version=99, description="future",

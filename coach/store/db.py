@@ -515,7 +515,7 @@ class Store:
                    ) -> tuple[list[dict[str, Any]], int]:
         """Calls matching every filter given, newest first, and how many match in all.
         ``since``/``until`` bound the start time (naive datetimes are UTC); ``cue``: calls
-        with at least one cue of that id; ``q``: words of the (redacted) transcript;
+        with at least one cue of that id not withdrawn; ``q``: words of the (redacted) transcript;
         ``agents``: only these agents' calls (what a team member may see)."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise StoreError(f"bad limit {limit!r} (1 to {MAX_LIMIT})")
@@ -537,7 +537,8 @@ class Store:
             conds.append(c.score <= _finite(max_score, "max_score"))
         if cue:
             conds.append(select(S.cues.c.idx).where(
-                and_(S.cues.c.cue_id == cue, S.cues.c.call_id == c.id)).exists())
+                and_(S.cues.c.cue_id == cue, S.cues.c.call_id == c.id,
+                     S.cues.c.evidence.not_like(S.WITHDRAWN_LIKE))).exists())
         if q and q.strip():
             conds += self._search(q)
         page = (select(*_LIST_COLUMNS).where(*conds)

@@ -24,7 +24,6 @@ import socket
 import tempfile
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from coach.errors import CoachError
 from coach.redact import RedactOptions, redact_texts, redaction_labels
-from coach.store.schema import AlreadyStoredError, StoreError
+from coach.store.schema import AlreadyStoredError, StoreError, count_cues
 
 if TYPE_CHECKING:
     from coach.store.db import Store
@@ -269,7 +268,7 @@ def build_rows(meta: dict[str, Any], events: Iterable[Any],
         "model": str(pick("model"))[:200] if pick("model") else None,
         "status": status,
         "score": _num(meta.get("score")),
-        "cue_counts": json.dumps(dict(sorted(Counter(c["cue_id"] for c in cue_rows).items()))),
+        "cue_counts": count_cues((c["cue_id"], c["evidence"]) for c in cue_rows),
         "n_words": len(words),
         "transcript": search_text(texts),
         "audio_bytes": 0,

@@ -12,7 +12,9 @@ that a migrated database has exactly the columns defined here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,6 +34,7 @@ from sqlalchemy import (
     func,
     select,
     text,
+    update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeDecorator
@@ -170,6 +173,19 @@ cues = Table(
     **_clustered,
 )
 Index("ix_cues_cue_id_call_id", cues.c.cue_id, cues.c.call_id)
+
+# A cue live coaching withdrew (a ``retract`` event) keeps its row, with a "withdrawn" key
+# in its evidence; a JSON key is the only place this text can stand (a string value is
+# never followed by a colon). Withdrawn cues are not counted and not found by cue filters.
+WITHDRAWN_LIKE = '%"withdrawn":%'
+
+
+def count_cues(rows: Iterable[tuple[str, str]]) -> str:
+    """A call's ``cue_counts``: its standing cues per id, as JSON text, from (cue id,
+    evidence JSON text) pairs."""
+    standing = Counter(cue_id for cue_id, evidence in rows
+                       if WITHDRAWN_LIKE.strip("%") not in (evidence or ""))
+    return json.dumps(dict(sorted(standing.items())))
 
 notes = Table(
     "notes", metadata,
@@ -334,11 +350,23 @@ def _m4_reviews(conn: Connection) -> None:
     metadata.create_all(conn, tables=[reviews])
 
 
+def _m5_standing_counts(conn: Connection) -> None:
+    """Calls stored before this version counted their withdrawn cues: count again."""
+    cu = cues.c
+    ids = conn.execute(select(cu.call_id).where(cu.evidence.like(WITHDRAWN_LIKE))
+                       .distinct()).scalars().all()
+    for call_id in ids:
+        rows = conn.execute(select(cu.cue_id, cu.evidence).where(cu.call_id == call_id))
+        conn.execute(update(calls).where(calls.c.id == call_id)
+                     .values(cue_counts=count_cues((r.cue_id, r.evidence) for r in rows)))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "calls, words, prosody, cues, notes, audio", _m1_tables),
     Migration(2, "full-text search over transcripts", _m2_search),
     Migration(3, "team: role tokens, live calls and their events", _m3_team),
     Migration(4, "team: agents' reviews of their scores (acknowledge, dispute)", _m4_reviews),
+    Migration(5, "cue counts leave withdrawn cues out", _m5_standing_counts),
 ]
 LATEST_VERSION = MIGRATIONS[-1].version
 
