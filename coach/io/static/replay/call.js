@@ -32,13 +32,14 @@ function renderHead(call) {
   document.title = `coach — ${who}, ${fmtDate(call.started_at)}`;
   $("title").textContent = `${who} · ${fmtDate(call.started_at)}`;
   $("crumb").textContent = who;
-  const nCues = call.cues.length;
+  // counted as the call list counts them: standing cues; withdrawn ones said apart
   const nWithdrawn = call.cues.filter(isWithdrawn).length;
+  const nCues = call.cues.length - nWithdrawn;
   const facts = [
     el("span", {}, "Length ", el("b", { class: "num", text: fmtTime(call.duration_s ?? duration, true) })),
     el("span", {}, "Score ", el("span", { class: "score " + scoreClass(call.score), text: scoreText(call.score, call.n_words ?? call.words.length) })),
     el("span", {}, el("b", { text: String(nCues) }), nCues === 1 ? " cue" : " cues",
-      nWithdrawn ? el("span", { class: "muted", text: ` (${nWithdrawn} withdrawn)` }) : ""),
+      nWithdrawn ? el("span", { class: "muted", text: ` (and ${nWithdrawn} withdrawn)` }) : ""),
     el("span", {}, el("b", { text: String(call.n_words ?? call.words.length) }), " words"),
   ];
   if (call.status && call.status !== "complete") {
