@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["BY_CUE", "KNOWN", "clock", "describe", "figures", "parts", "quote_words",
-           "withdrawal"]
+           "split_withdrawn", "withdrawal"]
 
 # kind -> (unit suffix, decimals). "time" is a moment of the call shown as m:ss,
 # "count" a plain whole number, "pct" a fraction shown as a percentage.
@@ -225,6 +225,15 @@ def withdrawal(value: Any) -> str:
     at, reason = value.get("at"), str(value.get("reason") or "").strip()
     when = f"at {clock(at)}" if _is_num(at) else ""
     return ": ".join(x for x in (when, reason) if x)
+
+
+def split_withdrawn(evidence: Any) -> tuple[dict[str, Any], str | None]:
+    """A stored cue's evidence without its withdrawal (the ``withdrawn`` key a retraction
+    adds), and the withdrawal as :func:`withdrawal` words it: None for a standing cue."""
+    if not isinstance(evidence, Mapping):
+        return {}, None
+    standing = {k: v for k, v in evidence.items() if k != "withdrawn"}
+    return standing, withdrawal(evidence["withdrawn"]) if "withdrawn" in evidence else None
 
 
 def _plain(v: Any) -> str | None:

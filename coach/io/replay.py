@@ -45,7 +45,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coach.errors import AudioError
-from coach.evidence import describe, withdrawal
+from coach.evidence import describe, split_withdrawn
 from coach.io.httprange import RangeError, parse_range
 from coach.io.peaks import (
     DEFAULT_BUCKETS,
@@ -338,10 +338,9 @@ def _safe_name(s: str) -> str:
 def _cue_out(cue: dict[str, Any]) -> dict[str, Any]:
     """A stored cue for the pages: its evidence in words, and whether it was withdrawn
     (kept apart from the evidence, so the page can mark the cue rather than quote it)."""
-    ev = cue.get("evidence") if isinstance(cue.get("evidence"), dict) else {}
-    standing = {k: v for k, v in ev.items() if k != "withdrawn"}
+    standing, withdrawn = split_withdrawn(cue.get("evidence"))
     return {**cue, "evidence_text": describe(standing, cue_id=cue.get("id")),
-            "withdrawn": withdrawal(ev["withdrawn"]) if "withdrawn" in ev else None}
+            "withdrawn": withdrawn}
 
 
 def _cue_types() -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from coach.events import Word
-from coach.evidence import withdrawal
+from coach.evidence import split_withdrawn
 from coach.redact import RedactOptions, redact_texts, redact_words
 from coach.store.schema import StoreError
 from coach.summary import Line, transcript_lines
@@ -117,7 +117,7 @@ def evidence_text(evidence: Any) -> str:
     is not evidence: it has its own column."""
     if not isinstance(evidence, dict):
         return ""
-    evidence = {k: v for k, v in evidence.items() if k != "withdrawn"}
+    evidence, _ = split_withdrawn(evidence)
     parts = [" ".join(str(w["text"]) for w in v) for v in evidence.values() if _is_words(v)]
     figures = [f"{k}={v}" for k, v in evidence.items() if not _is_words(v)]
     if figures:
@@ -127,9 +127,10 @@ def evidence_text(evidence: Any) -> str:
 
 def _withdrawn(evidence: Any) -> str:
     """"" for a standing cue; else "withdrawn", with when and why if known."""
-    if not isinstance(evidence, dict) or "withdrawn" not in evidence:
+    _, withdrawn = split_withdrawn(evidence)
+    if withdrawn is None:
         return ""
-    return " ".join(x for x in ("withdrawn", withdrawal(evidence["withdrawn"])) if x)
+    return " ".join(x for x in ("withdrawn", withdrawn) if x)
 
 
 def to_csv(call: dict[str, Any], *, redact: RedactOptions | None = None) -> str:

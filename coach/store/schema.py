@@ -177,14 +177,15 @@ Index("ix_cues_cue_id_call_id", cues.c.cue_id, cues.c.call_id)
 # A cue live coaching withdrew (a ``retract`` event) keeps its row, with a "withdrawn" key
 # in its evidence; a JSON key is the only place this text can stand (a string value is
 # never followed by a colon). Withdrawn cues are not counted and not found by cue filters.
-WITHDRAWN_LIKE = '%"withdrawn":%'
+_WITHDRAWN_KEY = '"withdrawn":'
+WITHDRAWN_LIKE = f"%{_WITHDRAWN_KEY}%"
 
 
 def count_cues(rows: Iterable[tuple[str, str]]) -> str:
     """A call's ``cue_counts``: its standing cues per id, as JSON text, from (cue id,
     evidence JSON text) pairs."""
     standing = Counter(cue_id for cue_id, evidence in rows
-                       if WITHDRAWN_LIKE.strip("%") not in (evidence or ""))
+                       if _WITHDRAWN_KEY not in (evidence or ""))
     return json.dumps(dict(sorted(standing.items())))
 
 notes = Table(
