@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["BY_CUE", "KNOWN", "clock", "describe", "figures", "parts", "quote_words",
-           "split_withdrawn", "withdrawal"]
+           "is_withdrawn", "split_withdrawn", "withdrawal"]
 
 # kind -> (unit suffix, decimals). "time" is a moment of the call shown as m:ss,
 # "count" a plain whole number, "pct" a fraction shown as a percentage.
@@ -227,13 +227,21 @@ def withdrawal(value: Any) -> str:
     return ": ".join(x for x in (when, reason) if x)
 
 
+def is_withdrawn(evidence: Any) -> bool:
+    """Whether a stored cue's evidence says live coaching withdrew it: it carries a
+    ``withdrawn`` key (the importer's ``{"at", "reason"}``, whatever its content). The
+    rubric, the review API and the exports test this; the store's counts and cue filter
+    make the same test in SQL (``coach.store.schema``)."""
+    return isinstance(evidence, Mapping) and "withdrawn" in evidence
+
+
 def split_withdrawn(evidence: Any) -> tuple[dict[str, Any], str | None]:
     """A stored cue's evidence without its withdrawal (the ``withdrawn`` key a retraction
     adds), and the withdrawal as :func:`withdrawal` words it: None for a standing cue."""
     if not isinstance(evidence, Mapping):
         return {}, None
     standing = {k: v for k, v in evidence.items() if k != "withdrawn"}
-    return standing, withdrawal(evidence["withdrawn"]) if "withdrawn" in evidence else None
+    return standing, withdrawal(evidence["withdrawn"]) if is_withdrawn(evidence) else None
 
 
 def _plain(v: Any) -> str | None:

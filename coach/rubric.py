@@ -111,6 +111,7 @@ from typing import Any
 
 from .apology import FLAWS, analyse_apologies
 from .events import AGENT, CUSTOMER, Cue, Word
+from .evidence import is_withdrawn
 from .language import Hit, Sentence, normalise_word, sentences_of, spans
 from .playbook import PatternSet, Playbook
 from .rubric_evidence import (
@@ -438,7 +439,7 @@ def score_call(
     agent = [w for w in finals if w.speaker == AGENT]
     customer = [w for w in finals if w.speaker == CUSTOMER]
     # a cue the engine withdrew (a stored one carries the withdrawal in its evidence)
-    cues = sorted((c for c in cues if not c.evidence.get("withdrawn")),
+    cues = sorted((c for c in cues if not is_withdrawn(c.evidence)),
                   key=lambda c: (c.t, c.id))
     pause = playbook.settings.sentence_pause_s
     agent_sents = _sentences(agent, pause)

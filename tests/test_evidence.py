@@ -187,3 +187,18 @@ def test_every_cue_of_every_call_script_reads_cleanly():
 def test_quote_words_ignores_junk_and_empty_words():
     assert quote_words([w(" ", 1), {"text": "x"}, w("yes", 2)]) == "“yes” at 0:02"
     assert describe(None) == "" and describe({}) == ""
+
+
+@pytest.mark.parametrize("ev, withdrawn, said", [
+    ({"words": [], "withdrawn": {"at": 12.5, "reason": "the agent fixed it"}}, True,
+     "at 0:12: the agent fixed it"),
+    ({"words": [], "withdrawn": {}}, True, ""),  # no when or why: still withdrawn
+    ({"words": []}, False, None),
+    (None, False, None),
+    ("withdrawn", False, None),  # junk where a dict belongs is not a withdrawal
+])
+def test_a_withdrawal_is_the_key_whatever_it_holds(ev, withdrawn, said):
+    assert evidence.is_withdrawn(ev) is withdrawn
+    standing, text = evidence.split_withdrawn(ev)
+    assert text == said
+    assert "withdrawn" not in standing

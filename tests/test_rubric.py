@@ -553,3 +553,7 @@ def test_a_withdrawn_cue_is_not_a_fault() -> None:
     kept = Cue(talk.id, talk.t, talk.speaker, talk.severity, talk.title, talk.advice,
                {**talk.evidence, "withdrawn": {"at": 3.5, "reason": "it was a backchannel"}})
     assert rub(words, [kept]).score == 100.0
+    # a withdrawal recorded without when or why is still a withdrawal, as the store counts it
+    bare = Cue(talk.id, talk.t, talk.speaker, talk.severity, talk.title, talk.advice,
+               {**talk.evidence, "withdrawn": {}})
+    assert rub(words, [bare]).score == 100.0

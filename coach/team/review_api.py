@@ -20,6 +20,7 @@ from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from coach.evidence import is_withdrawn
 from coach.store.reviews import Reviews
 from coach.team.api import STATIC, require
 
@@ -132,7 +133,7 @@ def extend_reviews(app: FastAPI, server: Any) -> None:
         events = [{"type": "word", "final": True, **w} for w in call["words"]]
         events += [{"type": "cue", **{k: c[k] for k in ("id", "t", "speaker", "severity",
                                                         "title", "advice", "evidence")}}
-                   for c in call["cues"] if not (c.get("evidence") or {}).get("withdrawn")]
+                   for c in call["cues"] if not is_withdrawn(c.get("evidence"))]
         rubric = score_events(events, server.playbook or _pb(),
                               duration_s=call.get("duration_s")).to_dict()
         return {"id": call_id, "agent": call["agent"], "started_at": call["started_at"],
