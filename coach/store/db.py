@@ -15,9 +15,6 @@ import json
 import math
 import os
 import re
-import sqlite3
-import stat
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +27,6 @@ from sqlalchemy import (
     and_,
     create_engine,
     delete,
-    event,
     func,
     select,
     text,
@@ -38,7 +34,6 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.pool import StaticPool
 
 from coach.redact import RedactOptions
 from coach.store import schema as S
@@ -50,12 +45,12 @@ from coach.store.importer import (
     to_datetime,
 )
 from coach.store.schema import AlreadyStoredError, StoreError
+from coach.store.sqlite_file import BUSY_TIMEOUT_S, sqlite_engine, tighten
 
 __all__ = ["AUDIO_CHUNK", "AlreadyStoredError", "NewCall", "Store", "StoreError",
            "default_data_dir", "default_url", "open_store"]
 
 AUDIO_CHUNK = 1 << 20  # audio is stored in 1 MiB rows: ranges are read without the rest
-BUSY_TIMEOUT_S = 10.0
 MAX_LIMIT = 10_000
 NOTE_MAX_CHARS = 20_000
 _TERM = re.compile(r"[^\W_]+")
@@ -191,36 +186,7 @@ class Store:
         if self.dialect == "postgresql":
             eng = create_engine(u, pool_pre_ping=True, connect_args={"connect_timeout": 5})
             return eng
-        db = u.database or ""
-        if db in ("", ":memory:"):
-            eng = create_engine("sqlite://", poolclass=StaticPool,
-                                connect_args={"check_same_thread": False})
-        else:
-            self.path = Path(db).expanduser().absolute()
-            _prepare_sqlite_file(self.path, secure_dir)
-            eng = create_engine(u.set(database=str(self.path)),
-                                connect_args={"timeout": BUSY_TIMEOUT_S})
-        memory = self.path is None
-
-        @event.listens_for(eng, "connect")
-        def _on_connect(dbapi_conn, _record) -> None:
-            # pysqlite's own transaction handling defers BEGIN and cannot take the write
-            # lock up front; we issue BEGIN ourselves (see _on_begin)
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            cur.execute("PRAGMA foreign_keys = ON")
-            if not memory:
-                _use_wal(cur)
-                cur.execute("PRAGMA synchronous = NORMAL")  # WAL: durable across crashes
-            cur.execute("PRAGMA cache_size = -32000")
-            cur.close()
-
-        @event.listens_for(eng, "begin")
-        def _on_begin(conn: Connection) -> None:
-            write = conn.get_execution_options().get("coach_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
+        self.path, eng = sqlite_engine(u, secure_dir)
         return eng
 
     def _migrate(self) -> int:
@@ -236,7 +202,7 @@ class Store:
                 with self._write() as conn:
                     S.migrate(conn, where=f"the database {self.url}")
             if self.path is not None:
-                _tighten(self.path)
+                tighten(self.path)
             return S.LATEST_VERSION
         except StoreError:
             self._engine.dispose()
@@ -664,65 +630,3 @@ def _json(s: str | None) -> Any:
         return json.loads(s) if s else {}
     except ValueError:
         return {}
-
-
-# -- file permissions -----------------------------------------------------------------------
-
-
-def _prepare_sqlite_file(path: Path, secure_dir: Path | None) -> None:
-    """Calls are personal data: the data dir is 0700 and the database 0600. SQLite creates
-    its -wal and -shm files with the database file's mode, so creating that file first
-    with 0600 covers all three."""
-    parent = path.parent
-    try:
-        if not parent.exists():
-            parent.mkdir(parents=True, mode=0o700, exist_ok=True)
-            os.chmod(parent, 0o700)
-        if secure_dir is not None and Path(secure_dir).absolute() == parent:
-            _chmod_own(parent, 0o700)
-        if not path.exists():
-            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
-    except OSError as exc:
-        raise StoreError(f"cannot create the database {path}: {exc.strerror or exc}") from exc
-    _tighten(path)
-
-
-def _use_wal(cur: sqlite3.Cursor) -> None:
-    """Put the database in WAL mode (it stays so in the file). Switching needs the file to
-    itself and SQLite answers "locked" at once, without waiting for the busy timeout, when
-    another process is opening the same new database at that instant: wait and retry."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    delay = 0.005
-    while True:
-        try:
-            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                cur.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
-
-
-def _chmod_own(p: Path, mode: int) -> None:
-    try:
-        st = p.stat()
-        if st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) != mode:
-            os.chmod(p, mode)
-    except OSError:
-        pass
-
-
-def _tighten(path: Path) -> None:
-    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        try:
-            st = p.stat()
-        except OSError:
-            continue
-        if st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) & 0o077:
-            try:
-                os.chmod(p, stat.S_IMODE(st.st_mode) & 0o700)
-            except OSError:
-                pass
