@@ -39,8 +39,10 @@ import soundfile as sf  # noqa: E402
 
 from bench.asr_bench import channel_audio, wer  # noqa: E402
 from bench.common import DATA, SAMPLES, SPOKENWOZ, sample_reference, spokenwoz_reference, table  # noqa: E402
-from coach.qa.runner import QaOptions, analyse_one, cores, run_qa  # noqa: E402
+from coach.qa.analyse_call import analyse_one  # noqa: E402
+from coach.qa.runner import QaOptions, run_qa  # noqa: E402
 from coach.qa.sources import parse_sample  # noqa: E402
+from coach.qa.workers import cores  # noqa: E402
 
 LCA = sorted((DATA / "calls" / "lca").glob("*.flac"))
 

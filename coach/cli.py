@@ -16,7 +16,7 @@ __all__ = ["main"]
 # One BLAS thread (set before numpy loads): numpy's OpenBLAS (the Whisper features) keeps
 # its idle threads spinning, a fifth more CPU for nothing on a 2-core machine (measured on
 # `coach analyze` of the demo call: 36 s of CPU against 28 s), and its sums differ with
-# the thread count, so one thread is also what QA's workers use (coach.qa.runner).
+# the thread count, so one thread is also what QA's workers use (coach.qa.analyse_call).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 

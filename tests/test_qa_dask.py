@@ -93,8 +93,8 @@ def test_worker_that_cannot_see_the_file_is_not_logged(cluster, tmp_path):
     """The coordinator found the file, a worker cannot read it (no shared storage): the
     call is reported as failed for this run but not logged, so a fixed setup redoes it."""
     from coach.qa.dask_executor import DaskExecutor
-    from coach.qa.runner import Task
     from coach.qa.sources import CallSource
+    from coach.qa.workers import Task
 
     ex = DaskExecutor(cluster)
     try:

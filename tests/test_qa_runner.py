@@ -18,13 +18,8 @@ import soundfile as sf
 from coach.asr_types import AsrResult, AsrWord
 from coach.errors import CoachError
 from coach.events import Activity, Prosody, Turn, Word
-from coach.qa.runner import (
-    QaOptions,
-    ResultLog,
-    analyse_one,
-    run_qa,
-    transcript_events,
-)
+from coach.qa.analyse_call import analyse_one, transcript_events
+from coach.qa.runner import QaOptions, ResultLog, run_qa
 from coach.qa.sources import (
     CallSource,
     ChannelRules,
@@ -382,7 +377,7 @@ def crash_on_named(task):
 
 
 def test_a_worker_that_dies_costs_only_its_call():
-    from coach.qa.runner import LocalExecutor, Task
+    from coach.qa.workers import LocalExecutor, Task
 
     names = ["a", "b", "crash", "c", "d", "e"]
     tasks = [Task(CallSource(f"/x/{n}.vtt", n, "transcript"), n * 64) for n in names]

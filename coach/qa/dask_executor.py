@@ -1,6 +1,6 @@
 """Running QA on an existing Dask distributed cluster (``--executor dask://HOST:PORT``).
 
-The same per-call function as the local pool (:func:`coach.qa.runner.run_task`) is
+The same per-call function as the local pool (:func:`coach.qa.workers.run_task`) is
 submitted to the cluster; each worker process keeps the model in a module global after
 its first call, and results come back as they finish (``as_completed``) to be written to
 the same log by this process. Workers need the ``coach`` package (same version) and read
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from coach.errors import CoachError, MissingDependency
-from coach.qa.runner import Outcome, Task, run_task
+from coach.qa.workers import Outcome, Task, run_task
 
 __all__ = ["DaskExecutor", "scheduler_address", "spawn_cluster"]
 

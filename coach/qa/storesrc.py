@@ -22,7 +22,8 @@ from coach.errors import CoachError
 from coach.qa.sources import CallSource
 
 if TYPE_CHECKING:
-    from coach.qa.runner import QaOptions, Task
+    from coach.qa.runner import QaOptions
+    from coach.qa.workers import Task
 
 __all__ = ["STORE_PREFIX", "export_audio", "open_qa_store", "save_result", "store_calls",
            "stored_result"]
@@ -82,7 +83,7 @@ def stored_result(store, task: Task) -> dict[str, Any]:
     import time
 
     from coach.events import AGENT, CUSTOMER, Cue, Word
-    from coach.qa.runner import new_result, score_summary
+    from coach.qa.analyse_call import new_result, score_summary
     from coach.summary import CallSummary
 
     t0 = time.perf_counter()
