@@ -22,7 +22,6 @@ as ``?token=`` (pages, audio, export links) or ``Authorization: Bearer`` (the AP
 
 from __future__ import annotations
 
-import hmac
 import logging
 import math
 import re
@@ -30,8 +29,8 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import parse_qs, quote, urlsplit
+from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi import Path as PathParam
@@ -40,12 +39,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coach.errors import AudioError
-from coach.evidence import describe, split_withdrawn
 from coach.io.httprange import RangeError, parse_range
 from coach.io.peaks import (
     DEFAULT_BUCKETS,
@@ -54,7 +51,21 @@ from coach.io.peaks import (
     compute_peaks,
     open_store_audio,
 )
-from coach.io.server import DEFAULT_HOST, DEFAULT_PORT, check_bind, is_loopback
+from coach.io.replay_guard import DOCS_CSP, PAGE_HEADERS, _Guard, _message_page
+from coach.io.replay_models import (
+    CallDetail,
+    CallList,
+    CueOut,
+    CueType,
+    FeedbackIn,
+    NoteIn,
+    NoteOut,
+    NotePatch,
+    PeaksOut,
+    _cue_out,
+    _cue_types,
+)
+from coach.io.server import DEFAULT_HOST, DEFAULT_PORT, check_bind
 
 __all__ = ["AUDIO_CHUNK", "create_replay_app", "run_serve"]
 
@@ -66,245 +77,19 @@ AUDIO_CHUNK = 256 * 1024
 goes away stops the stream within one chunk, large enough to keep queries few."""
 AUDIO_MIME = "audio/flac"
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; "
-       "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-       "frame-ancestors 'none'")
-"""The pages' policy: our own origin only (wavesurfer styles its shadow DOM inline)."""
-DOCS_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
-
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",  # page URLs may carry the token
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": CSP,
-}
-_UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _NOT_FOUND = re.compile(r"^no call |^call \S+ has no (note|cue) ")
 _BAD_INPUT = re.compile(r"^bad |^a note ")
 
 
-# -- API models -----------------------------------------------------------------------------
+# -- the error model ------------------------------------------------------------------------
+# (the other models are in coach.io.replay_models; this one stays here because a team
+# server's schema names it after its module, coach__io__replay__Message)
 
 
 class Message(BaseModel):
     """An error: one line saying what went wrong."""
 
     detail: str
-
-
-class CallRow(BaseModel):
-    """One call in the list."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: str = Field(description="32-character hex id")
-    agent: str | None = None
-    started_at: datetime | None = Field(None, description="UTC start of the call")
-    duration_s: float | None = None
-    source: str | None = Field(None, description='file name, or "live"')
-    status: str = Field("complete", description='"complete", "recovered" or "truncated"')
-    score: float | None = Field(None, description="QA score 0-100, if scored")
-    cue_counts: dict[str, int] = Field(default_factory=dict, description="cue id -> count")
-    n_words: int = 0
-
-
-class CallList(BaseModel):
-    total: int = Field(description="calls matching the filters (all pages)")
-    calls: list[CallRow]
-
-
-class WordOut(BaseModel):
-    speaker: str
-    text: str
-    start: float
-    end: float
-    probability: float | None = None
-
-
-class CueOut(BaseModel):
-    idx: int = Field(description="position of the cue in the call (feedback uses it)")
-    id: str = Field(description="cue id from CUES.md")
-    t: float = Field(description="audio time (s) when the cue fired")
-    speaker: str | None = None
-    severity: str = Field(description='"info", "nudge" or "warn"')
-    title: str
-    advice: str
-    evidence: dict[str, Any] = Field(default_factory=dict,
-                                     description="triggering words and/or measured figures")
-    evidence_text: str = Field("", description="the evidence as a person reads it: words "
-                                               "quoted with their time, figures with units")
-    withdrawn: str | None = Field(
-        None, description="null for a standing cue; for a cue the words after it showed "
-                          "wrong, when and why it was withdrawn (\"at 1:03: the agent fixed "
-                          "it straight after\"; may be empty)")
-    feedback: Literal["dismissed", "flagged"] | None = Field(
-        None, description="the agent's reaction to the cue during the call")
-    feedback_at: datetime | None = None
-
-
-class NoteOut(BaseModel):
-    id: int
-    t: float = Field(description="audio time (s) the note is about")
-    text: str
-    author: str | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-
-class ProsodyOut(BaseModel):
-    speaker: str
-    t: float
-    f0_hz: float | None = None
-    loudness_db: float | None = None
-    wpm: float | None = None
-
-
-class CallDetail(CallRow):
-    """A call with everything the call page shows."""
-
-    channels: str | None = Field(None, description='"agent,customer" or "agent" (mono)')
-    model: str | None = None
-    audio_bytes: int = Field(0, description="size of the stored FLAC; 0: no audio")
-    words: list[WordOut]
-    cues: list[CueOut]
-    notes: list[NoteOut]
-    prosody: list[ProsodyOut]
-
-
-class CueType(BaseModel):
-    id: str
-    title: str
-    severity: str
-    enabled: bool
-
-
-class PeaksOut(BaseModel):
-    """Waveform peaks: the loudest |sample| (0..1) of each bucket, one list per channel."""
-
-    duration_s: float
-    sample_rate: int
-    speakers: list[str] = Field(description='channel order: ["agent", "customer"]')
-    channels: list[list[float]]
-
-
-NoteText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                            max_length=4000)]
-Author = Annotated[str, StringConstraints(strip_whitespace=True, max_length=80)]
-Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-
-
-class NoteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    t: Seconds = Field(description="audio time (s) the note is about")
-    text: NoteText
-    author: Author | None = None
-
-
-class NotePatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    t: Seconds | None = None
-    text: NoteText | None = None
-
-    @model_validator(mode="after")
-    def _something(self) -> NotePatch:
-        if self.t is None and self.text is None:
-            raise ValueError("give text and/or t")
-        return self
-
-
-class FeedbackIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    feedback: Literal["dismissed", "flagged"] | None = Field(
-        description="null clears the feedback")
-
-
-# -- access ---------------------------------------------------------------------------------
-
-
-def _host_name(host_header: str) -> str:
-    """The host of a Host header (``[::1]:8765`` -> ``::1``)."""
-    h = host_header.strip()
-    if h.startswith("["):
-        return h[1:h.find("]")] if "]" in h else h
-    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
-
-
-class _Guard:
-    """ASGI middleware applying the access rule of the module docstring."""
-
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
-        self.app = app
-        self.token = token or None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"][len(scope.get("root_path", "")):] or "/"
-        if not path.startswith("/static/"):
-            refusal = self._refusal(scope)
-            if refusal is not None:
-                status, message = refusal
-                await _refuse(path, status, message)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
-        if self.token:
-            given = _given_token(scope, headers)
-            if given is None:
-                return 401, ("unauthorized: this coach service needs its access token "
-                             "(add ?token=... to the address, or send Authorization: Bearer ...)")
-            if not hmac.compare_digest(given.encode(), self.token.encode()):
-                return 403, "forbidden: wrong access token"
-            return None
-        host = _host_name(headers.get("host", ""))
-        if not is_loopback(host):
-            return 403, (f"forbidden: this coach service answers only to localhost without "
-                         f"a token, not to {host or 'a request without a Host'!r}")
-        origin = headers.get("origin")
-        if scope["method"] in _UNSAFE_METHODS and origin is not None:
-            if origin == "null" or not is_loopback(urlsplit(origin).hostname or ""):
-                return 403, f"forbidden: changes from the web origin {origin!r} are refused"
-        return None
-
-
-def _given_token(scope: Scope, headers: dict[str, str]) -> str | None:
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    if query.get("token") and query["token"][0]:
-        return query["token"][0]
-    scheme, _, value = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return None
-
-
-def _refuse(path: str, status: int, message: str) -> Response:
-    headers = {"Cache-Control": "no-store"}
-    if status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="coach"'
-    if path.startswith("/api/") or path == "/openapi.json":
-        return JSONResponse({"detail": message}, status, headers=headers)
-    return HTMLResponse(_message_page("Access refused", message), status,
-                        headers={**headers, **PAGE_HEADERS})
-
-
-def _message_page(title: str, message: str, back: str = "/") -> str:
-    from html import escape
-
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>coach — '
-            f'{escape(title)}</title><link rel="stylesheet" href="/static/replay/replay.css">'
-            f'<link rel="icon" href="/static/replay/favicon.svg" type="image/svg+xml">'
-            f'</head><body class="message"><main><h1>{escape(title)}</h1>'
-            f'<p>{escape(message)}</p><p><a href="{escape(back)}">All calls</a></p></main>'
-            f'</body></html>')
 
 
 # -- the app --------------------------------------------------------------------------------
@@ -333,22 +118,6 @@ def _store_status(e: Exception) -> int:
 
 def _safe_name(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-")[:60] or "call"
-
-
-def _cue_out(cue: dict[str, Any]) -> dict[str, Any]:
-    """A stored cue for the pages: its evidence in words, and whether it was withdrawn
-    (kept apart from the evidence, so the page can mark the cue rather than quote it)."""
-    standing, withdrawn = split_withdrawn(cue.get("evidence"))
-    return {**cue, "evidence_text": describe(standing, cue_id=cue.get("id")),
-            "withdrawn": withdrawn}
-
-
-def _cue_types() -> list[dict[str, Any]]:
-    from coach.playbook import load_playbook
-
-    pb = load_playbook()
-    return [{"id": c.id, "title": c.title, "severity": c.severity, "enabled": c.enabled}
-            for c in pb.cues.values()]
 
 
 def create_replay_app(store: Any, *, token: str | None = None, access: Any = None,

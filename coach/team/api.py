@@ -95,7 +95,7 @@ def _page(name: str) -> str:
 def extend_app(app: FastAPI, server: Any) -> None:
     """Add the team routes of ``server`` (a :class:`coach.team.server.TeamServer`) to
     the replay ``app``."""
-    from coach.io.replay import PAGE_HEADERS
+    from coach.io.replay_guard import PAGE_HEADERS
 
     pages = {n: _page(n) for n in ("board.html", "follow.html")}
     router = APIRouter()
@@ -278,7 +278,7 @@ def extend_app(app: FastAPI, server: Any) -> None:
         path = request.url.path
         if path.startswith("/api/") or path == "/openapi.json" or e.status_code < 400:
             return JSONResponse({"detail": e.detail}, e.status_code, headers=e.headers)
-        from coach.io.replay import _message_page
+        from coach.io.replay_guard import _message_page
 
         title = "Access refused" if e.status_code in (401, 403) else "Not found"
         return HTMLResponse(_message_page(title, str(e.detail)), e.status_code,

@@ -51,7 +51,7 @@ def _utc(d: datetime | None) -> datetime | None:
 
 
 def extend_reviews(app: FastAPI, server: Any) -> None:
-    from coach.io.replay import PAGE_HEADERS
+    from coach.io.replay_guard import PAGE_HEADERS
 
     pages = {n: (STATIC / "team" / n).read_text("utf-8")
              for n in ("agent.html", "review.html", "reviews.html")}
