@@ -29,13 +29,13 @@ from coach.store import AlreadyStoredError, StoreError, open_store
 from coach.store import schema as S
 from coach.store.export import CSV_COLUMNS, export, timestamp, to_csv, to_json, to_srt, to_vtt
 from coach.store.importer import (
-    build_rows,
     import_path,
     import_recording,
     read_events,
     recover,
     save_analysis,
 )
+from coach.store.rows import build_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "audio_samples" / "01_owned_and_fixed.flac"

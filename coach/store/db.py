@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection, make_url
 
 from coach.redact import RedactOptions
 from coach.store import schema as S
-from coach.store.importer import (
+from coach.store.rows import (
     PROSODY_COLUMNS,
     WORD_COLUMNS,
     CallRows,
