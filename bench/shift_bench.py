@@ -66,7 +66,7 @@ def run_shift(calls, *, total_s: float, speed: float, store, record_dir: Path, t
     """Play ``calls`` in turn until ``total_s`` seconds of audio; one dict per call."""
     import tempfile
 
-    from coach.io.capture import FileSource
+    from coach.io.filesource import FileSource
     from coach.live import LiveSession
     from coach.store.importer import import_recording
 

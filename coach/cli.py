@@ -121,7 +121,8 @@ def _live(args: argparse.Namespace) -> int:
     import subprocess
 
     from coach.asr import DEFAULT_POLICY, StreamingOptions
-    from coach.io.capture import DeviceSource, FileSource
+    from coach.io.capture import DeviceSource
+    from coach.io.filesource import FileSource
     from coach.io.hub import Hub
     from coach.io.server import ServerThread, check_bind, create_app
     from coach.io.vad import SileroVad
@@ -319,7 +320,7 @@ def _cues(args: argparse.Namespace) -> int:
 
 
 def _devices(args: argparse.Namespace) -> int:
-    from coach.io.capture import format_devices, list_devices
+    from coach.io.source import format_devices, list_devices
 
     print(format_devices(list_devices()))
     return 0

@@ -19,7 +19,8 @@ import pytest
 from coach.audio import SAMPLE_RATE
 from coach.errors import CoachError
 from coach.io.audiofile import open_call
-from coach.io.capture import Block, DeviceInfo, FileSource, SourceStatus, format_devices
+from coach.io.filesource import FileSource
+from coach.io.source import Block, DeviceInfo, SourceStatus, format_devices
 
 SAMPLES = Path(__file__).resolve().parents[1] / "audio_samples"
 CALL = SAMPLES / "01_owned_and_fixed.flac"  # agent on the LEFT
@@ -115,14 +116,14 @@ def test_bad_device_name_is_one_line_coach_error() -> None:
 
 
 def test_missing_portaudio_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    import coach.io.capture as capture
+    import coach.io.source as source
 
     def no_portaudio(name: str):
         raise OSError("PortAudio library not found")
 
-    monkeypatch.setattr(capture, "import_module", no_portaudio)
+    monkeypatch.setattr(source, "import_module", no_portaudio)
     with pytest.raises(CoachError, match="libportaudio2"):
-        capture.list_devices()
+        source.list_devices()
 
 
 def test_format_devices_marks_defaults_and_loopbacks() -> None:
@@ -143,7 +144,8 @@ def test_format_devices_marks_defaults_and_loopbacks() -> None:
 
 _CHILD = r'''
 import json, sys, threading, numpy as np
-from coach.io.capture import DeviceSource, format_devices
+from coach.io.capture import DeviceSource
+from coach.io.source import format_devices
 out = sys.stdout
 lock = threading.Lock()
 def emit(obj):

@@ -1,6 +1,7 @@
-"""Live audio sources: the headset and call line through sounddevice, or a recording.
+"""Live capture: the headset and call line through sounddevice (``DeviceSource``).
 
-Every source has the same shape (``Source``): ``start(on_block, on_status)`` hands 16 kHz
+A ``DeviceSource`` has the shape of every live source (``Source``, in source.py; the
+recording played instead is filesource.py): ``start(on_block, on_status)`` hands 16 kHz
 ``Block``s to ``on_block`` from a worker thread, roughly every ``block_s`` seconds, with
 ``t`` counted in samples on the call's timeline (never read off the wall clock).
 
@@ -21,307 +22,24 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from importlib import import_module
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 
 from coach.audio import SAMPLE_RATE, ChannelMap, Resampler, choose_channels
-from coach.errors import CoachError, MissingDependency
+from coach.errors import CoachError
+from coach.io.source import BLOCK_S, Block, Role, SourceStatus, State, _one_line, _sounddevice
 
-__all__ = [
-    "Block",
-    "DeviceInfo",
-    "DeviceSource",
-    "FileSource",
-    "Source",
-    "SourceStatus",
-    "format_devices",
-    "list_devices",
-]
+__all__ = ["DeviceSource"]
 
 log = logging.getLogger("coach.capture")
 
-BLOCK_S = 0.1  # how often on_block is called
 STALL_S = 1.0  # no callback for this long: the device is lost
 START_GRACE_S = 2.0  # a freshly opened stream may take this long to deliver
 RETRY_S = 1.0  # how often a lost device is tried again
 RESCAN_S = 5.0  # re-creating healthy streams to rescan devices glitches them: not too often
 QUIET_S = 0.3  # with every device lost, zeros follow the clock this far behind
 LATENCY_S = 0.1  # PortAudio input latency: 0.1 s is steady through ALSA's pulse plugin
-
-Role = Literal["agent", "customer", "both"]
-State = Literal["ok", "lost", "restored"]
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    """16 kHz float32 mono audio of both speakers; ``t`` is the audio time of sample 0."""
-
-    agent: np.ndarray
-    customer: np.ndarray | None
-    t: float
-
-
-@dataclass(frozen=True, slots=True)
-class SourceStatus:
-    """A change in a source's health, for the overlay and the log."""
-
-    device: str
-    role: Role
-    state: State
-    message: str
-    t: float
-
-
-class Source(Protocol):
-    """What ``coach live`` reads audio from."""
-
-    started_at: float | None  # Unix time of audio time 0, set when the first samples arrive
-    customer_channel: bool
-
-    def start(self, on_block: Callable[[Block], None],
-              on_status: Callable[[SourceStatus], None]) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def describe(self) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    id: int
-    name: str
-    hostapi: str
-    max_input_channels: int
-    max_output_channels: int
-    default_samplerate: float
-    is_default_input: bool
-    is_default_output: bool = False
-
-
-# --- sounddevice loading ------------------------------------------------------------------
-
-def _sounddevice() -> Any:
-    """Import sounddevice, mapping its absence or PortAudio's to one-line CoachErrors."""
-    try:
-        return import_module("sounddevice")
-    except ImportError as exc:
-        raise MissingDependency(
-            "live capture needs the sounddevice package: pip install sounddevice") from exc
-    except OSError as exc:  # sounddevice raises OSError when libportaudio cannot be loaded
-        raise CoachError(
-            f"live capture needs the PortAudio library ({exc}); on Debian/Ubuntu: "
-            "apt-get install libportaudio2") from exc
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
-# --- listing devices ----------------------------------------------------------------------
-
-def list_devices() -> list[DeviceInfo]:
-    """Every PortAudio device, with the host API name and default flags."""
-    sd = _sounddevice()
-    try:
-        devices = sd.query_devices()
-        hostapis = sd.query_hostapis()
-    except sd.PortAudioError as exc:
-        raise CoachError(f"cannot list audio devices: {_one_line(exc)}") from exc
-    default_in = _default_index(sd, "input")
-    default_out = _default_index(sd, "output")
-    return [DeviceInfo(id=int(d["index"]), name=str(d["name"]),
-                       hostapi=str(hostapis[d["hostapi"]]["name"]),
-                       max_input_channels=int(d["max_input_channels"]),
-                       max_output_channels=int(d["max_output_channels"]),
-                       default_samplerate=float(d["default_samplerate"]),
-                       is_default_input=int(d["index"]) == default_in,
-                       is_default_output=int(d["index"]) == default_out)
-            for d in devices]
-
-
-def _default_index(sd: Any, kind: str) -> int | None:
-    try:
-        return int(sd.query_devices(kind=kind)["index"])
-    except (sd.PortAudioError, ValueError, KeyError, TypeError):
-        return None
-
-
-def format_devices(devices: list[DeviceInfo] | None = None) -> str:
-    """The text of ``coach devices``: inputs first, defaults marked, with what to pass."""
-    devices = list_devices() if devices is None else devices
-    inputs = [d for d in devices if d.max_input_channels > 0]
-    outputs = [d for d in devices if d.max_input_channels == 0 and d.max_output_channels > 0]
-    lines = ["Input devices (* = default):"]
-    if not inputs:
-        lines.append("  (none: no microphone or loopback input is visible to PortAudio)")
-    for d in inputs:
-        mark = "*" if d.is_default_input else " "
-        lines.append(f" {mark}{d.id:>3}  {d.name}  [{d.hostapi}, {d.max_input_channels} in, "
-                     f"{d.default_samplerate:.0f} Hz]{_hint(d)}")
-    if outputs:
-        lines.append("Output-only devices (cannot be captured directly; use a monitor of them):")
-        for d in outputs:
-            mark = "*" if d.is_default_output else " "
-            lines.append(f" {mark}{d.id:>3}  {d.name}  [{d.hostapi}, "
-                         f"{d.max_output_channels} out]")
-    lines.append("Use: --mic ID (headset microphone) and --line ID (the softphone's output, "
-                 "through a loopback or 'Monitor of ...' input), or --device ID for one "
-                 "stereo device (agent left unless --agent-channel right). Names work too.")
-    if any(d.name in ("pulse", "default") and d.hostapi == "ALSA" for d in inputs):
-        lines.append("PulseAudio/PipeWire: 'pulse' records the source named by PULSE_SOURCE "
-                     "(see `pactl list short sources`); for --mic and --line from two sources, "
-                     "define ALSA devices in ~/.asoundrc, e.g. "
-                     "pcm.coach_line { type pulse device \"<sink>.monitor\" }.")
-    return "\n".join(lines)
-
-
-def _hint(d: DeviceInfo) -> str:
-    name = d.name.lower()
-    if "monitor" in name or "loopback" in name:
-        return "  <- loopback of an output: use as --line"
-    if d.max_input_channels >= 2 and "stereo mix" in name:
-        return "  <- mix of the output: use as --line"
-    return ""
-
-
-# --- the file source ----------------------------------------------------------------------
-
-class FileSource:
-    """A recording played through the live interface, paced like a headset.
-
-    Block ``k`` is handed over when its last sample is due on a monotonic clock (at
-    ``speed`` times real time), as a device would deliver it; ``realtime=False`` delivers
-    as fast as the consumer takes them (tests). ``audible=True`` also plays the call on
-    the default output device.
-    """
-
-    def __init__(self, path: str, *, agent_channel: str = "left", realtime: bool = True,
-                 audible: bool = False, block_s: float = BLOCK_S, speed: float = 1.0):
-        from coach.io.audiofile import open_call
-
-        if speed <= 0:
-            raise CoachError(f"speed must be positive, not {speed}")
-        self.path = str(path)
-        self._call = open_call(path, agent_channel=agent_channel)
-        self.realtime = realtime
-        self.audible = audible
-        self.block_s = block_s
-        self.speed = float(speed)
-        self.started_at: float | None = None
-        self.customer_channel = self._call.info.channels.customer is not None
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._done = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def describe(self) -> str:
-        i = self._call.info
-        pace = "real time" if self.realtime else "as fast as possible"
-        if self.realtime and self.speed != 1.0:
-            pace = f"{self.speed:g}x real time"
-        return (f"recording {self.path} ({i.duration_s:.1f} s, {i.channels.describe()}), "
-                f"played at {pace}{', audible' if self.audible else ''}")
-
-    def start(self, on_block: Callable[[Block], None],
-              on_status: Callable[[SourceStatus], None]) -> None:
-        if self._thread is not None:
-            raise RuntimeError("FileSource already started")
-        self._thread = threading.Thread(target=self._run, args=(on_block, on_status),
-                                        name="coach-file-source", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the whole file was delivered (or the source stopped)."""
-        return self._done.wait(timeout)
-
-    @property
-    def ended_early_at(self) -> float | None:
-        return self._call.ended_early_at
-
-    def _run(self, on_block: Callable[[Block], None],
-             on_status: Callable[[SourceStatus], None]) -> None:
-        player = _Player(self.customer_channel, self.speed, on_status) if self.audible else None
-        try:
-            n = 0
-            t0 = time.monotonic()
-            wall0 = time.time()
-            for b in self._call.blocks(self.block_s):
-                if self._stop.is_set():
-                    break
-                t = n / SAMPLE_RATE
-                if self.realtime:
-                    due = t0 + (n + b.agent.size) / SAMPLE_RATE / self.speed
-                    if self._stop.wait(max(0.0, due - time.monotonic())):
-                        break
-                if self.started_at is None:
-                    self.started_at = wall0 if self.realtime else time.time()
-                if player is not None:
-                    player.play(b.agent, b.customer)
-                n += b.agent.size
-                on_block(Block(b.agent, b.customer, t))
-        except BaseException as exc:  # the consumer's error must not vanish with the thread
-            self.error = exc
-            log.exception("file source %s stopped", self.path)
-        finally:
-            if player is not None:
-                player.close()
-            self._done.set()
-
-
-class _Player:
-    """Best-effort playback of delivered blocks on the default output."""
-
-    def __init__(self, stereo: bool, speed: float, on_status: Callable[[SourceStatus], None]):
-        self._q: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
-        self._pending = np.zeros((0, 2 if stereo else 1), np.float32)
-        self._stream = None
-        try:
-            sd = _sounddevice()
-            self._stream = sd.OutputStream(samplerate=int(SAMPLE_RATE * speed),
-                                           channels=2 if stereo else 1, dtype="float32",
-                                           callback=self._callback)
-            self._stream.start()
-        except Exception as exc:  # no output device: the call still runs, silently
-            self._stream = None
-            msg = f"No audio output to play the recording on; continuing silently ({_one_line(exc)})"
-            log.warning("%s", msg)
-            on_status(SourceStatus("default output", "both", "lost", msg, 0.0))
-
-    def play(self, agent: np.ndarray, customer: np.ndarray | None) -> None:
-        if self._stream is not None:
-            frame = agent[:, None] if customer is None else np.stack([agent, customer], 1)
-            self._q.put(frame.astype(np.float32, copy=False))
-
-    def _callback(self, outdata: np.ndarray, frames: int, _time: Any, _status: Any) -> None:
-        buf = self._pending
-        while buf.shape[0] < frames:
-            try:
-                buf = np.concatenate([buf, self._q.get_nowait()])
-            except queue.Empty:
-                break
-        n = min(frames, buf.shape[0])
-        outdata[:n] = buf[:n]
-        outdata[n:] = 0
-        self._pending = buf[n:]
-
-    def close(self) -> None:
-        if self._stream is not None:
-            try:
-                self._stream.close()
-            except Exception:  # closing a vanished output must not mask the call's result
-                log.debug("closing the playback stream failed", exc_info=True)
-
-
-# --- the device source --------------------------------------------------------------------
 
 _Side = Literal["agent", "customer"]
 
