@@ -15,8 +15,8 @@ fed in 0.1 s blocks as live capture is), once per policy. A cue's latency is the
 time at which the pipeline emitted it minus its ``t`` (the end of its trigger word, or
 the moment its measure crossed): what the policy and the engine cost, independent of how
 busy the machine is. Live adds the compute time of a pass on top (`bench/live_bench.py`
-measures that on the wall clock). Also: final-word latency, cues withdrawn, analysis
-speed.
+measures that on the wall clock). Also: final-word latency (over both sides, and for the
+agent's and the customer's words apart), cues withdrawn, analysis speed.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from coach.playbook import load_playbook  # noqa: E402
 def run(path: Path, ch: str, tx, vad, playbook, sopts: StreamingOptions) -> dict:
     pending: list = []
     word_lat, cue_lat, cues, retracted = [], [], [], []
+    side_lat: dict[str, list[float]] = {"agent": [], "customer": []}
     now = [0.0]
 
     def on_event(e) -> None:
@@ -53,6 +54,7 @@ def run(path: Path, ch: str, tx, vad, playbook, sopts: StreamingOptions) -> dict
         for e in pending:
             if isinstance(e, Word) and e.final:
                 word_lat.append(t - e.end)
+                side_lat.setdefault(e.speaker, []).append(t - e.end)
             elif isinstance(e, Cue):
                 cues.append({"id": e.id, "t": round(e.t, 2), "lat": round(t - e.t, 2)})
                 if e.id not in LATE_CUES | VOICE_CUES | TIMING_CUES:
@@ -66,8 +68,15 @@ def run(path: Path, ch: str, tx, vad, playbook, sopts: StreamingOptions) -> dict
                        agent_channel=ch, options=PipelineOptions(streaming=sopts),
                        on_event=on_event, progress=progress, block_s=0.1)
     dt = time.perf_counter() - t0
-    return {"call": path.name, "word_lat": word_lat, "word_cue_lat": cue_lat, "cues": cues,
+    return {"call": path.name, "word_lat": word_lat, "agent_word_lat": side_lat["agent"],
+            "customer_word_lat": side_lat["customer"], "word_cue_lat": cue_lat, "cues": cues,
             "retracted": retracted, "x_realtime": res.duration_s / dt}
+
+
+def _p50_95(xs: list[float]) -> str:
+    if not xs:
+        return "—"
+    return f"{pct(xs, .5):.2f} / {pct(xs, .95):.2f}"
 
 
 def _rendered(split: str, n: int) -> list[tuple[Path, str]]:
@@ -125,7 +134,8 @@ def main() -> int:
             results[pol].append(r)
             print(f"  {path.name} {pol}: {[(c['id'], c['lat']) for c in r['cues']]}",
                   file=sys.stderr)
-    head = ["policy", "final word p50 s", "final word p95 s", "word cue p50 s",
+    head = ["policy", "final word p50 s", "final word p95 s", "agent's p50 / p95 s",
+            "customer's p50 / p95 s", "word cue p50 s",
             "word cue p95 s", "word cues ≤ 1 s", "retracted", "x real time"]
     rows = []
     groups = list(results.items())
@@ -137,7 +147,9 @@ def main() -> int:
         wl = [x for r in rs for x in r["word_lat"]]
         cl = [x for r in rs for x in r["word_cue_lat"]]
         n = sum(len(r["cues"]) for r in rs)
-        rows.append([label, pct(wl, .5), pct(wl, .95), pct(cl, .5), pct(cl, .95),
+        sides = [_p50_95([x for r in rs for x in r[f"{side}_word_lat"]])
+                 for side in ("agent", "customer")]
+        rows.append([label, pct(wl, .5), pct(wl, .95), *sides, pct(cl, .5), pct(cl, .95),
                      f"{sum(x <= 1.0 for x in cl)} of {len(cl)}",
                      f"{sum(len(r['retracted']) for r in rs)} of {n}",
                      sum(r["x_realtime"] for r in rs) / len(rs)])
