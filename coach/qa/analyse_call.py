@@ -21,6 +21,7 @@ from coach.errors import CoachError
 from coach.events import AGENT, CUSTOMER, Activity, Event, Prosody, Turn, Word
 from coach.libc import glibc
 from coach.qa.sources import CallSource, call_name, file_key, read_transcript
+from coach.rubric import NO_SPEECH  # a call that held no agent speech: analysed, no score
 
 __all__ = [
     "ANALYSED",
@@ -34,7 +35,6 @@ __all__ = [
 ]
 
 MODES = ("fast", "live")
-NO_SPEECH = "no speech"  # a result's status when the call held no agent speech (no score)
 ANALYSED = ("ok", NO_SPEECH)  # statuses of calls that were analysed (not skipped)
 DEFAULT_MODEL = "tiny.en"
 

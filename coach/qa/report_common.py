@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from coach.rubric import NO_SPEECH  # a call that held no agent speech: analysed, no score
+
 __all__ = ["NO_SPEECH", "is_no_speech", "number", "is_scored", "step_status"]
 
-NO_SPEECH = "no speech"  # a result's status when the call held no agent speech
 
 
 def number(x: Any) -> float | None:
