@@ -2,6 +2,7 @@
 
     python bench/asr_bench.py [--json OUT] [--quick] [--model tiny.en|base]
                               [--modes early,early-partials,agreement,sure,finals-only]
+                              (also early-ctx20, early-ctx0, early-bare: shorter prompts)
 
 For each SpokenWOZ call (agent on the right) and each demo call: the words the streaming
 pipeline commits (exactly what ``coach analyze`` does) under each streaming policy —
@@ -113,6 +114,10 @@ MODES = {"early": StreamingOptions.for_policy("early"),
          "sure": StreamingOptions.for_policy("sure"),
          "sure-nohot": StreamingOptions.for_policy("sure", hotwords=()),
          "sure-greedy": StreamingOptions.for_policy("sure", partial_beam=1),
+         # the prompt's cost: under beam 5 every pass pays for the prompt tokens
+         "early-ctx20": StreamingOptions.for_policy("early", prompt_words=20),
+         "early-ctx0": StreamingOptions.for_policy("early", prompt_words=0),
+         "early-bare": StreamingOptions.for_policy("early", prompt_words=0, hotwords=()),
          "agreement": StreamingOptions.for_policy("agreement"),
          "finals-only": StreamingOptions(finals_only=True)}
 
