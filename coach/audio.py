@@ -7,9 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
-__all__ = ["SAMPLE_RATE", "ChannelMap", "Resampler", "choose_channels", "db_fs"]
+__all__ = ["BLOCK_S", "SAMPLE_RATE", "ChannelMap", "Resampler", "choose_channels", "db_fs"]
 
 SAMPLE_RATE = 16_000  # the pipeline's one internal rate (Whisper and Silero VAD both want it)
+# Live capture hands the pipeline blocks of this length, and the pipeline works in steps of
+# this length whatever block size it is fed, so an analysis of a file gives exactly what
+# live coaching gave.
+BLOCK_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)

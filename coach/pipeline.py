@@ -2,7 +2,10 @@
 
 Blocks of 16 kHz audio per speaker in, events out, in audio time. The model and the
 voice detectors are handed in, so this module never touches a sound card, a file, a
-socket, a thread or the clock.
+socket, a thread or the clock. Blocks of any length are worked through in steps of
+``BLOCK_S`` (0.1 s, what live capture delivers): prosody readings, the speaking state they
+use and the order of the two speakers' events are settled per step, so ``coach analyze``
+and QA, which read files in bigger blocks, give exactly the events live coaching gave.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import numpy as np
 
 from coach.asr import DEFAULT_POLICY, StreamingOptions, StreamingRecognizer
 from coach.asr_types import Transcriber, VoiceDetector
-from coach.audio import SAMPLE_RATE
+from coach.audio import BLOCK_S, SAMPLE_RATE
 from coach.cues import Baseline, CueEngine
 from coach.cues.early import EarlyCues
 from coach.cues.voice import stretch_rate_for
@@ -23,6 +26,8 @@ from coach.playbook import Playbook
 from coach.prosody import ProsodyOptions, ProsodyTracker
 
 __all__ = ["Pipeline", "PipelineOptions"]
+
+_STEP = int(round(BLOCK_S * SAMPLE_RATE))  # samples per step
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,7 @@ class Pipeline:
         # policy "early": word cues from the words a pass is sure of, before commitment
         self.early = EarlyCues(self.cues) if self.options.streaming.early_prob else None
         self._samples = 0
+        self._held = (np.zeros(0, np.float32), np.zeros(0, np.float32))  # less than a step
         self.finished = False
 
     @property
@@ -84,13 +90,34 @@ class Pipeline:
         return [CallEvent("start", 0.0, info)]
 
     def feed(self, agent: np.ndarray, customer: np.ndarray | None = None) -> list[Event]:
-        """One block per speaker (same length); the agent's channel is served first."""
+        """One block per speaker (the customer's as long as the agent's; None: silence),
+        worked through in steps of ``BLOCK_S``; a remainder waits for the next block or
+        :meth:`finish`."""
+        agent = np.asarray(agent, dtype=np.float32).reshape(-1)
+        n = agent.size
+        if customer is None:
+            customer = np.zeros(n, np.float32)
+        else:
+            customer = np.asarray(customer, dtype=np.float32).reshape(-1)[:n]
+            if customer.size < n:
+                customer = np.pad(customer, (0, n - customer.size))
+        held_a, held_c = self._held
+        if held_a.size:
+            agent = np.concatenate([held_a, agent])
+            customer = np.concatenate([held_c, customer])
         out: list[Event] = []
-        blocks: dict[Speaker, np.ndarray | None] = {AGENT: agent, CUSTOMER: customer}
+        end = agent.size - agent.size % _STEP
+        for i in range(0, end, _STEP):
+            out += self._step(agent[i:i + _STEP], customer[i:i + _STEP])
+        self._held = (agent[end:], customer[end:])
+        return out
+
+    def _step(self, agent: np.ndarray, customer: np.ndarray) -> list[Event]:
+        """One step of audio per speaker; the agent's channel is served first."""
+        out: list[Event] = []
+        blocks: dict[Speaker, np.ndarray] = {AGENT: agent, CUSTOMER: customer}
         for speaker, ch in self.channels.items():
             block = blocks[speaker]
-            if block is None:
-                block = np.zeros_like(agent)
             r = ch.recognizer
             before = r.passes
             events = r.feed(block)
@@ -110,6 +137,10 @@ class Pipeline:
     def finish(self, **info) -> list[Event]:
         """End of the call: finalise open utterances, end-of-call cues, the ``call`` end."""
         out: list[Event] = []
+        held_a, held_c = self._held
+        if held_a.size:  # the last part of a step
+            self._held = (held_a[:0], held_c[:0])
+            out += self._step(held_a, held_c)
         for ch in self.channels.values():
             out += self._route(ch, ch.recognizer.flush())
         out += self._confirmed(self.cues.advance(self.now))

@@ -1,6 +1,6 @@
 """The speech model's thread count is a choice of speed, never of words: live coaching and
 `coach analyze` run two model threads by default, QA's workers one each, and all must hear
-a call alike."""
+a call alike. So is the block size the audio arrives in."""
 
 from __future__ import annotations
 
@@ -54,6 +54,29 @@ def test_two_model_threads_hear_a_real_call_as_one_does(data_dir, transcriber, v
     assert {w[0] for w in one[0]} == {"agent", "customer"}
     assert two[0] == one[0]
     assert two[1] == one[1]
+
+
+@pytest.mark.slow
+def test_a_file_read_in_big_blocks_gives_what_live_capture_gave(data_dir, transcriber, vad):
+    """Live capture feeds the pipeline 0.1 s blocks, `coach analyze` and QA 0.5 s ones: the
+    same events either way, voice cues included (on this call the agent's pace crosses the
+    limit once, a cue that used to depend on the block size)."""
+    from coach.analyze import analyze_file
+    from coach.playbook import load_playbook
+
+    wav = data_dir / "calls" / "spokenwoz" / "SNG0480.wav"
+
+    def events(block_s: float) -> list[dict]:
+        out: list = []
+        analyze_file(wav, transcriber=transcriber, make_vad=vad.shared,
+                     playbook=load_playbook(None), agent_channel="right",
+                     on_event=out.append, block_s=block_s)
+        return [e.to_dict() for e in out]
+
+    live, analysed = events(0.1), events(0.5)
+    assert sum(e["type"] == "prosody" for e in live) > 100
+    assert any(e["type"] == "cue" and e["id"] == "pace-fast" for e in live)
+    assert analysed == live
 
 
 def test_the_cli_default_is_the_models_default() -> None:

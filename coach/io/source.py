@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from coach.audio import BLOCK_S  # how often on_block is called: the pipeline's own step
 from coach.errors import CoachError, MissingDependency
 
 __all__ = [
@@ -32,7 +33,6 @@ __all__ = [
     "list_devices",
 ]
 
-BLOCK_S = 0.1  # how often on_block is called
 
 Role = Literal["agent", "customer", "both"]
 State = Literal["ok", "lost", "restored"]
