@@ -37,7 +37,7 @@ import numpy as np
 from coach.analyze import AnalysisResult
 from coach.asr import StreamingOptions, clean_pass
 from coach.asr_types import Transcriber, VoiceDetector
-from coach.audio import SAMPLE_RATE
+from coach.audio import BLOCK_S, SAMPLE_RATE
 from coach.cues import CueEngine
 from coach.cues.voice import stretch_rate_for
 from coach.events import AGENT, CUSTOMER, Activity, CallEvent, Event, Prosody, Speaker, Turn, Word
@@ -317,7 +317,7 @@ def analyze_fast(path: str | os.PathLike[str], *, transcriber: Transcriber,
                  agent_channel: str = "left", options: FastOptions | None = None,
                  on_event: Callable[[Event], None] | None = None,
                  progress: Callable[[float], None] | None = None,
-                 block_s: float = 0.5) -> AnalysisResult:
+                 block_s: float = BLOCK_S) -> AnalysisResult:
     """Analyse ``path`` in fast mode (see the module docstring); same result type as
     :func:`coach.analyze.analyze_file`, and ``on_event`` gets the events in pipeline
     order once the call is recognised. Raises ``AudioError`` for unreadable input."""
