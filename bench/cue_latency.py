@@ -54,7 +54,7 @@ def run(path: Path, ch: str, tx, vad, playbook, sopts: StreamingOptions) -> dict
         for e in pending:
             if isinstance(e, Word) and e.final:
                 word_lat.append(t - e.end)
-                side_lat.setdefault(e.speaker, []).append(t - e.end)
+                side_lat[e.speaker].append(t - e.end)
             elif isinstance(e, Cue):
                 cues.append({"id": e.id, "t": round(e.t, 2), "lat": round(t - e.t, 2)})
                 if e.id not in LATE_CUES | VOICE_CUES | TIMING_CUES:

@@ -110,3 +110,27 @@ def test_under_early_the_customers_side_is_read_once_per_utterance_the_agents_st
     assert n_customer == 1 and n_streamed >= 4  # one pass at the utterance's end
     assert n_agent >= 4  # the agent's side still streams
     assert words_customer == words_streamed and len(words_customer) >= 10
+
+
+def test_blocks_of_any_size_and_a_short_customer_block_give_the_same_events():
+    """Blocks are worked through in 0.1 s steps whatever their size; a customer block
+    shorter than the agent's is silence to its end, a longer one is cut to it."""
+    sig = speechy([(0.5, 2.0), (3.0, 4.5)], 5.23)
+
+    def run(sizes, customer_for):
+        pipe = Pipeline(ScriptedTranscriber(sig), EnergyVad, load_playbook())
+        out, i, k = pipe.start(), 0, 0
+        while i < len(sig):
+            n = sizes[k % len(sizes)]
+            out += pipe.feed(sig[i:i + n], customer_for(n))
+            i, k = i + n, k + 1
+        out += pipe.finish()
+        return [e.to_dict() for e in out], pipe.now
+
+    live, t = run([SR // 10], lambda n: np.zeros(n, np.float32))
+    assert t == len(sig) / SR  # the last part of a step is worked through at the end
+    assert any(e["type"] == "word" for e in live) and any(e["type"] == "prosody" for e in live)
+    assert run([777, 8000, 123], lambda n: np.zeros(n, np.float32))[0] == live
+    assert run([SR // 2], lambda n: np.zeros(n // 2, np.float32))[0] == live
+    assert run([SR // 2], lambda n: np.zeros(n + 50, np.float32))[0] == live
+    assert run([SR // 3], lambda n: None)[0] == live

@@ -59,8 +59,9 @@ def test_two_model_threads_hear_a_real_call_as_one_does(data_dir, transcriber, v
 @pytest.mark.slow
 def test_a_file_read_in_big_blocks_gives_what_live_capture_gave(data_dir, transcriber, vad):
     """Live capture feeds the pipeline 0.1 s blocks, `coach analyze` and QA 0.5 s ones: the
-    same events either way, voice cues included (on this call the agent's pace crosses the
-    limit once, a cue that used to depend on the block size)."""
+    same events either way, prosody and voice cues included (on this call, on the machine
+    it was found on, a pace nudge live raised was missing from the analysis). Only the two
+    runs are compared, so recognised words that differ on another CPU do not matter."""
     from coach.analyze import analyze_file
     from coach.playbook import load_playbook
 
@@ -75,7 +76,7 @@ def test_a_file_read_in_big_blocks_gives_what_live_capture_gave(data_dir, transc
 
     live, analysed = events(0.1), events(0.5)
     assert sum(e["type"] == "prosody" for e in live) > 100
-    assert any(e["type"] == "cue" and e["id"] == "pace-fast" for e in live)
+    assert any(e["type"] == "prosody" and e.get("wpm") for e in live)  # pace was read
     assert analysed == live
 
 
